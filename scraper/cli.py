@@ -1,0 +1,222 @@
+"""The command line: arguments -> CrawlConfig, a crawl, a summary, an exit status.
+
+All mapping of errors to exit statuses happens in `main()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from enum import IntEnum
+from typing import Any
+
+from tqdm import tqdm
+
+from ._version import __version__
+from .config import (
+    BACKENDS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_OUTPUT,
+    DEFAULT_PER_HOST,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_USER_AGENT,
+    START_METHODS,
+    CrawlConfig,
+    default_workers,
+)
+from .crawl import Crawl
+from .errors import ScraperError, SeedFileError, UsageError
+from .seeds import parse_seeds
+
+log = logging.getLogger("scraper")
+
+
+class ExitStatus(IntEnum):
+    SUCCESS = 0
+    ERROR = 1
+    USAGE = 2
+    SIGINT = 130  # 128 + signal number, as shells report it
+    SIGTERM = 143
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose - args.quiet)
+    try:
+        if args.demo:
+            from .demo import run_demo
+
+            return run_demo(args, config_from_args(args, output_default=None))
+        if args.seeds is None:
+            parser.error("the following arguments are required: SEEDS (or use --demo)")
+        config = config_from_args(args)
+        seeds = read_seed_file(args.seeds)
+        return run_crawl(config, seeds, show_progress=not args.quiet, show_summary=not args.quiet)
+    except UsageError as exc:
+        print(f"scraper: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        return ExitStatus.SIGINT
+    except ScraperError as exc:
+        print(f"scraper: error: {exc}", file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scraper",
+        description="Crawl the URLs of a seed file in parallel and write one JSON record per page.",
+    )
+    add = parser.add_argument
+    add("seeds", nargs="?", metavar="SEEDS", help="file of seed URLs, one per line ('-' for stdin)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
+    out.add_argument("-O", "--overwrite-output", metavar="FILE", help="JSONL output, truncated first")
+    add("-w", "--workers", type=positive_int, default=default_workers(), metavar="N",
+        help="fetcher processes (or threads) (default: number of CPUs, %(default)s here)")
+    add("--backend", choices=BACKENDS, default="process", help="worker type (default: %(default)s)")
+    add("--depth", type=non_negative_int, default=0, metavar="N",
+        help="follow links up to N hops from a seed (default: 0, seeds only)")
+    add("--max-pages", type=positive_int, metavar="N", help="stop after N pages (records)")
+    add("--allow-domain", action="append", default=[], metavar="HOST",
+        help="also follow links to HOST and its subdomains (repeatable)")
+    add("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="S",
+        help="total deadline of one fetch in seconds (default: %(default)s)")
+    add("--retries", type=non_negative_int, default=DEFAULT_RETRIES, metavar="N",
+        help="retries on connection errors, timeouts, 429 and 5xx (default: %(default)s)")
+    add("--delay", type=non_negative_float, default=0.0, metavar="S",
+        help="minimum seconds between two requests to one host (default: 0)")
+    add("--per-host", type=positive_int, default=DEFAULT_PER_HOST, metavar="N",
+        help="most requests in flight to one host (default: %(default)s)")
+    add("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
+        help="largest body read, decompressed (default: %(default)s)")
+    add("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA", help="User-Agent header")
+    add("--ignore-robots", action="store_true", help="do not fetch or obey robots.txt")
+    add("--select", action="append", default=[], metavar="NAME=CSS",
+        help="extra field: text of the elements a CSS selector matches (repeatable)")
+    add("--start-method", choices=START_METHODS,
+        help="multiprocessing start method (default: the platform's)")
+    add("--demo", action="store_true",
+        help="serve a generated site on 127.0.0.1 and crawl it (no network needed)")
+    add("-q", "--quiet", action="count", default=0, help="no progress bar or summary")
+    add("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    add("--version", action="version", version=f"scraper {__version__}")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, output_default: str | None = DEFAULT_OUTPUT) -> CrawlConfig:
+    output = args.output
+    if not output and not args.overwrite_output:
+        output = output_default
+    return CrawlConfig(
+        workers=args.workers, backend=args.backend, depth=args.depth,
+        max_pages=args.max_pages, allow_domain=tuple(args.allow_domain),
+        timeout=args.timeout, retries=args.retries, delay=args.delay,
+        per_host=args.per_host, max_bytes=args.max_bytes, user_agent=args.user_agent,
+        ignore_robots=args.ignore_robots, select=tuple(args.select),
+        start_method=args.start_method, output=output, overwrite_output=args.overwrite_output,
+    )  # fmt: skip
+
+
+def read_seed_file(path: str) -> list[str]:
+    """Seed URLs of a file; bad lines are reported on stderr and skipped."""
+    try:
+        if path == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(path, encoding="utf-8-sig", errors="replace") as file:
+                lines = file.read().splitlines()
+    except OSError as exc:
+        raise SeedFileError(f"cannot read seed file {path!r}: {exc.strerror or exc}") from None
+    seeds, problems = parse_seeds(lines)
+    for problem in problems:
+        print(f"scraper: {path}: skipped {problem}", file=sys.stderr)
+    if not seeds:
+        raise SeedFileError(f"no valid seed URL in {path!r}")
+    return seeds
+
+
+def run_crawl(
+    config: CrawlConfig, seeds: Sequence[str], show_progress: bool = True, show_summary: bool = True
+) -> int:
+    """Run one crawl with a progress bar and signal handling; the exit status."""
+    crawl = Crawl(config, seeds)
+    with crawl, _stop_on_signals(crawl) as received, _progress(show_progress) as bar:
+        for record in crawl.run():
+            bar.update(1)
+            if record["error"]:
+                bar.set_postfix(errors=sum(crawl.stats.errors.values()), refresh=False)
+    if show_summary:
+        print(crawl.stats.summary(), file=sys.stderr)
+        if config.output_path:
+            print(f"records written to {config.output_path}", file=sys.stderr)
+    if received:
+        return ExitStatus.SIGTERM if received[0] == signal.SIGTERM else ExitStatus.SIGINT
+    return ExitStatus.SUCCESS
+
+
+@contextlib.contextmanager
+def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
+    """First SIGINT/SIGTERM: stop scheduling and finish in-flight pages. Second: stop now."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        log.warning("stopping: finishing the pages in flight (press Ctrl-C again to quit now)")
+        crawl.stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _progress(enabled: bool) -> Any:
+    return tqdm(unit=" pages", file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
+                dynamic_ncols=True, leave=False)  # fmt: skip
+
+
+def _setup_logging(level: int) -> None:
+    levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+    logging.basicConfig(
+        level=levels.get(max(-1, min(level, 2)), logging.DEBUG),
+        format="scraper: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda n: n >= 1, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, lambda n: n >= 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda n: n > 0, "a number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, lambda n: n >= 0, "a number >= 0")
+
+
+def _number(text: str, kind: type, valid: Any, expected: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not valid(value) or value != value or value in (float("inf"),):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value

@@ -1,0 +1,240 @@
+"""The downloader: one bounded HTTP fetch with requests (the only module that imports it).
+
+Every fetch has a total deadline (connect + headers + whole body, checked
+between socket reads), a cap on the decompressed body, a redirect limit with
+a scope check per hop, and retries with backoff that honour Retry-After.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
+
+import requests
+import urllib3.exceptions
+
+from . import errors
+from .urls import canonicalize, is_http_url
+
+MAX_REDIRECTS = 10
+READ_CHUNK = 64 * 1024
+BACKOFF_BASE = 0.5  # seconds; attempt n waits BACKOFF_BASE * 2**n plus jitter
+BACKOFF_CAP = 10.0
+# A Retry-After longer than this is not waited for: the worker would sit idle.
+MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float
+    max_bytes: int
+    retries: int
+    max_redirects: int = MAX_REDIRECTS
+
+
+@dataclass
+class Download:
+    """The outcome of one fetch: a body, or an error kind with what was known."""
+
+    url: str
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None  # the raw header
+    body: bytes = b""
+    error: str | None = None
+    elapsed_ms: float = 0.0
+    retry_after: float | None = None  # seconds, from the last response
+
+
+class _Abort(Exception):
+    """Ends a fetch early with an error kind."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def new_session(user_agent: str) -> requests.Session:
+    """A Session for one worker: connection reuse, our User-Agent, no own retries."""
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent
+    session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+    session.trust_env = False  # no proxies or .netrc from the environment: same crawl everywhere
+    return session
+
+
+def download(
+    session: requests.Session,
+    url: str,
+    limits: Limits,
+    in_scope: Callable[[str], bool] = lambda url: True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Download:
+    """Fetch `url`, retrying connection errors, timeouts, 429 and 5xx."""
+    started = time.perf_counter()
+    attempt = 0
+    while True:
+        result = fetch_once(session, url, limits, in_scope)
+        wait = retry_delay(result, attempt, limits.retries)
+        if wait is None:
+            break
+        sleep(wait)
+        attempt += 1
+    result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    return result
+
+
+def retry_delay(result: Download, attempt: int, retries: int) -> float | None:
+    """Seconds to wait before the next attempt, or None when not to retry."""
+    if attempt >= retries or not is_retryable(result):
+        return None
+    backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) + random.uniform(0, BACKOFF_BASE)
+    if result.retry_after is None:
+        return backoff
+    if result.retry_after > MAX_RETRY_AFTER:
+        return None
+    return max(result.retry_after, 0.0)
+
+
+def is_retryable(result: Download) -> bool:
+    if result.status is not None and result.error and result.error.startswith("http_"):
+        return result.status in RETRY_STATUSES
+    return errors.error_kind(result.error) in (errors.TIMEOUT, errors.CONNECTION)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def fetch_once(
+    session: requests.Session, url: str, limits: Limits, in_scope: Callable[[str], bool]
+) -> Download:
+    """One attempt, redirects included, within one deadline."""
+    deadline = time.monotonic() + limits.timeout
+    result = Download(url=url)
+    current = url
+    try:
+        for _hop in range(limits.max_redirects + 1):
+            response = _get(session, current, deadline)
+            try:
+                _take_headers(result, response, current)
+                target = _redirect_target(response, current)
+                if target is None:
+                    _take_body(result, response, limits.max_bytes, deadline)
+                    response.raw.release_conn()  # body read to the end: reuse the connection
+                    return result
+            finally:
+                response.close()  # after release_conn a no-op; otherwise drops the connection
+            if not in_scope(target):
+                raise _Abort(f"{errors.OFFSITE_REDIRECT}: {target}")
+            current = target
+        raise _Abort(errors.TOO_MANY_REDIRECTS)
+    except _Abort as abort:
+        result.error = abort.error
+    except Exception as exc:  # every failure becomes an error kind, never a crash
+        result.error = classify(exc)
+    result.body = b""
+    return result
+
+
+def _get(session: requests.Session, url: str, deadline: float) -> requests.Response:
+    remaining = _remaining(deadline)
+    return session.get(url, stream=True, allow_redirects=False, timeout=(remaining, remaining))
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _Abort(errors.TIMEOUT)
+    return remaining
+
+
+def _take_headers(result: Download, response: requests.Response, url: str) -> None:
+    result.final_url = url
+    result.status = response.status_code
+    result.content_type = response.headers.get("Content-Type")
+    result.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if response.status_code >= 400:
+        result.error = errors.http_error(response.status_code)
+
+
+def _redirect_target(response: requests.Response, url: str) -> str | None:
+    location = response.headers.get("Location")
+    if response.status_code not in (301, 302, 303, 307, 308) or not location:
+        return None
+    target = urljoin(url, location.strip())
+    if not is_http_url(target):
+        raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
+    return canonicalize(target)
+
+
+def _take_body(result: Download, response: requests.Response, max_bytes: int, deadline: float):
+    """Read the decompressed body, checking size and deadline after every socket read."""
+    if result.error is not None:
+        return  # error statuses: the body is not needed
+    declared = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if declared.isdigit() and int(declared) > max_bytes and not encoded:
+        raise _Abort(f"{errors.TOO_LARGE}: Content-Length {declared}")
+    raw = response.raw
+    chunks, size = [], 0
+    while True:
+        _set_read_timeout(raw, _remaining(deadline))
+        # read1: at most one socket read, so a server that trickles bytes
+        # cannot keep us past the deadline; decompression is bounded per call.
+        chunk = raw.read1(READ_CHUNK, decode_content=True)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise _Abort(f"{errors.TOO_LARGE}: more than {max_bytes} bytes")
+        chunks.append(chunk)
+    result.body = b"".join(chunks)
+
+
+def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def classify(exc: BaseException) -> str:
+    """The error kind (and detail) of an exception raised while fetching."""
+    detail = _short(exc)
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
+        return errors.TIMEOUT
+    if isinstance(exc, urllib3.exceptions.ProtocolError) and "IncompleteRead" in repr(exc):
+        return f"{errors.TRUNCATED}: {detail}"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) and "IncompleteRead" in repr(exc):
+        return f"{errors.TRUNCATED}: {detail}"
+    if isinstance(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
+        return f"decoding: {detail}"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                        requests.exceptions.MissingSchema, UnicodeError)):
+        return f"{errors.INVALID_URL}: {detail}"
+    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
+        return f"{errors.CONNECTION}: {detail}"
+    return f"{errors.INTERNAL}: {detail}"
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

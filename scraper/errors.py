@@ -1,0 +1,46 @@
+"""Exceptions users can catch, and the error kinds that records carry."""
+
+from __future__ import annotations
+
+
+class ScraperError(Exception):
+    """Root of every exception this package raises on purpose."""
+
+
+class UsageError(ScraperError, ValueError):
+    """A bad option value or a bad argument: the CLI exits with status 2."""
+
+
+class SeedFileError(UsageError):
+    """The seed file cannot be read, or holds no valid seed."""
+
+
+class CrawlInterrupted(ScraperError):
+    """The crawl was stopped by SIGINT or SIGTERM; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+# Error kinds of records (the part of `error` before the colon).
+TIMEOUT = "timeout"
+CONNECTION = "connection"
+TOO_LARGE = "too_large"
+TOO_MANY_REDIRECTS = "too_many_redirects"
+OFFSITE_REDIRECT = "offsite_redirect"
+TRUNCATED = "truncated"
+PARSE = "parse"
+WORKER_DIED = "worker_died"
+INVALID_URL = "invalid_url"
+INTERNAL = "internal"
+
+
+def http_error(status: int) -> str:
+    """The error kind of a response with status >= 400 (`http_404`)."""
+    return f"http_{status}"
+
+
+def error_kind(error: str | None) -> str | None:
+    """`"timeout: read"` -> `"timeout"`; None stays None."""
+    return None if error is None else error.split(":", 1)[0]

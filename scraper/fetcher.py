@@ -1,0 +1,137 @@
+"""The fetcher role: the worker loop, and `handle(task) -> Result` for one task.
+
+The same loop runs in a thread or in a process; nothing here knows which.
+A fetcher never raises out of `handle`: every failure becomes a record with
+an `error`, and a worker only stops on its `None` sentinel or when its
+parent is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import errors
+from .config import CrawlConfig
+from .download import Download, Limits, download, new_session
+from .parse import compile_select, is_html, parse_page, split_content_type
+from .records import ROBOTS, Result, Task, new_record
+from .urls import host_in_scope, host_of
+
+GET_TIMEOUT = 0.5  # seconds between checks that the parent is still alive
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
+
+
+class Fetcher:
+    """Per-worker state: one requests.Session, compiled selectors, the limits."""
+
+    def __init__(self, config: CrawlConfig, name: str, allowed_hosts: tuple[str, ...]) -> None:
+        self.config = config
+        self.name = name
+        self.allowed_hosts = allowed_hosts
+        self.session = new_session(config.user_agent)
+        self.selects = {field: compile_select(css) for field, css in config.select}
+        self.page_limits = Limits(config.timeout, config.max_bytes, config.retries)
+        self.robots_limits = Limits(config.timeout, ROBOTS_MAX_BYTES, config.retries)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def in_scope(self, url: str) -> bool:
+        return host_in_scope(host_of(url), self.allowed_hosts)
+
+    def handle(self, task: Task) -> Result:
+        """Fetch and parse one task; never raises."""
+        record = new_record(task, self.name)
+        try:
+            if task.kind == ROBOTS:
+                return self._handle_robots(task, record)
+            fetched = download(self.session, task.url, self.page_limits, self.in_scope)
+            fill_from_download(record, fetched)
+            if record["error"] is None:
+                self._parse_into(record, fetched)
+        except Exception as exc:  # a bug must not cost the crawl: record it
+            record["error"] = f"{errors.INTERNAL}: {type(exc).__name__}: {exc}"[:300]
+        record["ok"] = record["error"] is None
+        return Result(task, record)
+
+    def _handle_robots(self, task: Task, record: dict[str, Any]) -> Result:
+        fetched = download(self.session, task.url, self.robots_limits)
+        fill_from_download(record, fetched)
+        text = None
+        if fetched.error is None and fetched.status is not None and 200 <= fetched.status < 300:
+            text = fetched.body.decode("utf-8", errors="replace")
+        return Result(task, record, robots_txt=text)
+
+    def _parse_into(self, record: dict[str, Any], fetched: Download) -> None:
+        started = time.thread_time()  # CPU time of this thread: right for both backends
+        try:
+            if is_html(record["content_type"], fetched.body):
+                page = parse_page(fetched.body, fetched.content_type, record["final_url"], self.selects)
+                record.update(
+                    title=page.title, description=page.description, lang=page.lang,
+                    canonical=page.canonical, links=page.links, fields=page.fields,
+                )  # fmt: skip
+                if self.config.parse is not None and page.tree is not None:
+                    run_parse_callback(self.config.parse, record, page.tree)
+        except Exception as exc:
+            record["error"] = f"{errors.PARSE}: {type(exc).__name__}: {exc}"[:300]
+        finally:
+            record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
+
+
+def fill_from_download(record: dict[str, Any], fetched: Download) -> None:
+    media_type, _ = split_content_type(fetched.content_type)
+    record.update(
+        final_url=fetched.final_url, status=fetched.status, error=fetched.error,
+        elapsed_ms=fetched.elapsed_ms, content_type=media_type, bytes=len(fetched.body),
+    )  # fmt: skip
+
+
+def run_parse_callback(callback: Callable[..., Any], record: dict[str, Any], tree: Any) -> None:
+    """Merge a user callback's dict into `fields`; it must be JSON-serializable."""
+    extra = callback(record, tree)
+    if extra is None:
+        return
+    if not isinstance(extra, dict):
+        raise TypeError(f"parse callback returned {type(extra).__name__}, not dict")
+    json.dumps(extra)  # fails here, as a parse error, rather than in the writer
+    record["fields"] = {**record["fields"], **extra}
+
+
+def worker_main(
+    name: str,
+    tasks: Any,
+    results: Any,
+    current: Any,
+    config: CrawlConfig,
+    allowed_hosts: tuple[str, ...],
+    parent_alive: Callable[[], bool],
+) -> None:
+    """The worker loop: get a task, handle it, put the result, task_done().
+
+    `current.value` holds the id of the task in hand (-1 when idle), so the
+    pool can retry it if this worker dies.
+    """
+    fetcher = Fetcher(config, name, allowed_hosts)
+    try:
+        while True:
+            try:
+                task = tasks.get(timeout=GET_TIMEOUT)
+            except queue.Empty:
+                if not parent_alive():
+                    return
+                continue
+            try:
+                if task is None:
+                    return
+                current.value = task.id
+                results.put(fetcher.handle(task))
+            finally:
+                current.value = -1
+                tasks.task_done()
+    finally:
+        fetcher.close()

@@ -1,0 +1,187 @@
+"""The frontier: pure scheduling state, with the clock passed in.
+
+It decides which URL goes next and which is never fetched: duplicates,
+scope (allowed hosts), depth, max-pages, robots.txt, and per-host
+politeness (a minimum delay and a cap on requests in flight). It never
+touches a queue or the network, so it is tested without either.
+
+Breadth-first by levels: a task of depth d+1 is handed out only when no
+task of depth <= d is waiting or in flight, so `depth` is the true number of
+hops from a seed and a depth-limited crawl gets the same pages every run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+
+from .records import PAGE, ROBOTS, Task
+from .robots import RobotsRules
+from .urls import host_in_scope, host_of, origin_of, robots_url
+
+# Why a URL was not scheduled (the summary counts them).
+SKIP_DUPLICATE = "duplicate"
+SKIP_OFFSITE = "offsite"
+SKIP_DEPTH = "depth"
+SKIP_MAX_PAGES = "max_pages"
+SKIP_ROBOTS = "robots"
+
+
+@dataclass
+class HostSlot:
+    """Politeness state of one host (Scrapy's downloader Slot)."""
+
+    queue: list[tuple[int, int, Task]] = field(default_factory=list)  # heap of (depth, seq, task)
+    in_flight: int = 0
+    last_start: float = float("-inf")
+    delay: float = 0.0
+
+    def ready_at(self) -> float:
+        return self.last_start + self.delay
+
+
+@dataclass
+class _Origin:
+    """robots.txt state of one scheme://host:port."""
+
+    rules: RobotsRules | None = None  # None while robots.txt is being fetched
+    waiting: list[Task] = field(default_factory=list)
+
+
+class Frontier:
+    def __init__(
+        self,
+        *,
+        allowed_hosts: tuple[str, ...],
+        max_depth: int,
+        max_pages: int | None,
+        per_host: int,
+        delay: float,
+        user_agent: str,
+        obey_robots: bool,
+    ) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.max_depth = max_depth
+        self.max_pages = max_pages
+        self.per_host = per_host
+        self.delay = delay
+        self.user_agent = user_agent
+        self.obey_robots = obey_robots
+        self.seen: set[str] = set()
+        self.skipped: Counter[str] = Counter()
+        self.admitted = 0  # pages scheduled (the max-pages count)
+        self._ids = itertools.count(1)
+        self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
+        self._origins: dict[str, _Origin] = {}
+        self._robots_tasks: deque[Task] = deque()
+        self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
+
+    # -- offering URLs ---------------------------------------------------
+
+    def offer(self, url: str, depth: int, parent: str | None = None) -> bool:
+        """Consider a canonical URL; True when it will be fetched (or may be, after robots)."""
+        reason = self._rejection(url, depth)
+        if reason is not None:
+            self.skipped[reason] += 1
+            return False
+        self.seen.add(url)
+        task = Task(next(self._ids), url, depth, parent)
+        self._open_by_depth[depth] += 1
+        origin = self._origin(url)
+        if origin.rules is None:
+            origin.waiting.append(task)
+        else:
+            self._admit(task, origin.rules)
+        return True
+
+    def mark_done(self, url: str) -> None:
+        """Treat `url` as already fetched (resume): it is never scheduled again."""
+        self.seen.add(url)
+
+    def _rejection(self, url: str, depth: int) -> str | None:
+        if url in self.seen:
+            return SKIP_DUPLICATE
+        if depth > self.max_depth:
+            return SKIP_DEPTH
+        if not host_in_scope(host_of(url), self.allowed_hosts):
+            return SKIP_OFFSITE
+        return None
+
+    def _origin(self, url: str) -> _Origin:
+        key = origin_of(url)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = _Origin()
+            if self.obey_robots:
+                self._robots_tasks.append(Task(next(self._ids), robots_url(url), kind=ROBOTS))
+            else:
+                origin.rules = RobotsRules(None)
+        return origin
+
+    def _admit(self, task: Task, rules: RobotsRules) -> None:
+        if not rules.allowed(task.url, self.user_agent):
+            reason = SKIP_ROBOTS
+        elif self.max_pages is not None and self.admitted >= self.max_pages:
+            reason = SKIP_MAX_PAGES
+        else:
+            self.admitted += 1
+            slot = self._hosts[host_of(task.url)]
+            heapq.heappush(slot.queue, (task.depth, task.id, task))
+            return
+        self.skipped[reason] += 1
+        self._close(task.depth)
+
+    def robots_arrived(self, task: Task, text: str | None) -> None:
+        """Rules for the origin of a ROBOTS task; admits the URLs that waited for them."""
+        origin = self._origins[origin_of(task.url)]
+        origin.rules = RobotsRules(text)
+        slot = self._hosts[host_of(task.url)]
+        slot.delay = max(slot.delay, self.delay, origin.rules.crawl_delay(self.user_agent))
+        waiting, origin.waiting = origin.waiting, []
+        for page in waiting:
+            self._admit(page, origin.rules)
+
+    # -- handing out tasks -----------------------------------------------
+
+    def next_ready(self, now: float) -> Task | None:
+        """The next task that may start at `now`, or None (nothing ready yet)."""
+        if self._robots_tasks:
+            return self._robots_tasks.popleft()
+        level = self.current_level()
+        best: tuple[int, str] | None = None
+        for host, slot in self._hosts.items():
+            if not slot.queue or slot.queue[0][0] != level:
+                continue
+            if slot.in_flight >= self.per_host or now < slot.ready_at():
+                continue
+            seq = slot.queue[0][1]
+            if best is None or seq < best[0]:
+                best = (seq, host)
+        if best is None:
+            return None
+        slot = self._hosts[best[1]]
+        task = heapq.heappop(slot.queue)[2]
+        slot.in_flight += 1
+        slot.last_start = now
+        return task
+
+    def current_level(self) -> int | None:
+        """The lowest depth with open tasks: the only depth handed out now."""
+        return min(self._open_by_depth) if self._open_by_depth else None
+
+    def done(self, task: Task) -> None:
+        """A task handed out by next_ready() has its result."""
+        if task.kind == PAGE:
+            self._hosts[host_of(task.url)].in_flight -= 1
+            self._close(task.depth)
+
+    def _close(self, depth: int) -> None:
+        self._open_by_depth[depth] -= 1
+        if self._open_by_depth[depth] <= 0:
+            del self._open_by_depth[depth]
+
+    def has_pending(self) -> bool:
+        """True while any task waits for robots, a slot, or is handed out."""
+        return bool(self._robots_tasks or self._open_by_depth)

@@ -1,0 +1,60 @@
+"""Crawl counters and the end-of-run summary."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import error_kind
+
+
+@dataclass
+class CrawlStats:
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    pages: int = 0
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    workers_replaced: int = 0
+    interrupted: bool = False
+
+    def count(self, record: dict[str, Any]) -> None:
+        self.pages += 1
+        kind = error_kind(record["error"])
+        if kind is None:
+            self.ok += 1
+        else:
+            self.errors[kind] += 1
+
+    def finish(self) -> None:
+        self.finished = time.monotonic()
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.duration if self.duration > 0 else 0.0
+
+    def summary(self) -> str:
+        """A few lines for stderr: pages, errors by kind, skips, rate and time."""
+        lines = [
+            f"{self.pages} pages in {self.duration:.2f} s ({self.pages_per_second:.1f} pages/s): "
+            f"{self.ok} ok, {sum(self.errors.values())} errors"
+            + (" (interrupted)" if self.interrupted else "")
+        ]
+        if self.errors:
+            lines.append("errors: " + _by_count(self.errors))
+        if self.skipped:
+            lines.append("not scheduled: " + _by_count(self.skipped))
+        if self.workers_replaced:
+            lines.append(f"workers replaced after dying: {self.workers_replaced}")
+        return "\n".join(lines)
+
+
+def _by_count(counter: Counter[str]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in counter.most_common())
