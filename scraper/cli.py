@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="S",
         help="total deadline of one fetch in seconds (default: %(default)s)")
     add("--retries", type=non_negative_int, default=DEFAULT_RETRIES, metavar="N",
-        help="retries on connection errors, timeouts, 429 and 5xx (default: %(default)s)")
+        help="retries on connection errors, connect timeouts, 429 and 5xx (default: %(default)s)")
     add("--delay", type=non_negative_float, default=0.0, metavar="S",
         help="minimum seconds between two requests to one host (default: 0)")
     add("--per-host", type=positive_int, default=DEFAULT_PER_HOST, metavar="N",

@@ -8,6 +8,7 @@ a scope check per hop, and retries with backoff that honour Retry-After.
 from __future__ import annotations
 
 import random
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -21,12 +22,15 @@ import urllib3.exceptions
 from . import errors
 from .urls import canonicalize, is_http_url
 
+_INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
+
 MAX_REDIRECTS = 10
 READ_CHUNK = 64 * 1024
 BACKOFF_BASE = 0.5  # seconds; attempt n waits BACKOFF_BASE * 2**n plus jitter
 BACKOFF_CAP = 10.0
 # A Retry-After longer than this is not waited for: the worker would sit idle.
 MAX_RETRY_AFTER = 60.0
+CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
 
 
@@ -103,9 +107,15 @@ def retry_delay(result: Download, attempt: int, retries: int) -> float | None:
 
 
 def is_retryable(result: Download) -> bool:
+    """Connection errors, connect timeouts, 429 and 5xx.
+
+    A server that accepted the connection and then hung or trickled has
+    already cost the whole deadline: it is not retried, so that one page
+    costs about `timeout` seconds, not (retries + 1) times that.
+    """
     if result.status is not None and result.error and result.error.startswith("http_"):
         return result.status in RETRY_STATUSES
-    return errors.error_kind(result.error) in (errors.TIMEOUT, errors.CONNECTION)
+    return result.error == CONNECT_TIMEOUT or errors.error_kind(result.error) == errors.CONNECTION
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -219,12 +229,13 @@ def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
 def classify(exc: BaseException) -> str:
     """The error kind (and detail) of an exception raised while fetching."""
     detail = _short(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return CONNECT_TIMEOUT
     if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
         return errors.TIMEOUT
-    if isinstance(exc, urllib3.exceptions.ProtocolError) and "IncompleteRead" in repr(exc):
-        return f"{errors.TRUNCATED}: {detail}"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError) and "IncompleteRead" in repr(exc):
-        return f"{errors.TRUNCATED}: {detail}"
+    incomplete = _INCOMPLETE_READ.search(repr(exc))
+    if incomplete:
+        return f"{errors.TRUNCATED}: {incomplete.group(0)}"
     if isinstance(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
         return f"decoding: {detail}"
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,

@@ -43,8 +43,8 @@ _XP_CANONICAL = lxml.etree.XPath(
     "//link[contains(concat(' ', translate(normalize-space(@rel), 'CANONICAL', 'canonical'), ' '),"
     " ' canonical ')]/@href"
 )
-_XP_BASE = lxml.etree.XPath("//base/@href")
-_XP_LINKS = lxml.etree.XPath("//a/@href | //area/@href")
+_XP_BASE = lxml.etree.XPath("//base/@href", smart_strings=False)
+_XP_LINKS = lxml.etree.XPath("//a/@href | //area/@href", smart_strings=False)
 
 _local = threading.local()
 
@@ -144,7 +144,7 @@ def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> Parsed
     description = _XP_DESCRIPTION(tree)
     canonical = _XP_CANONICAL(tree)
     return ParsedPage(
-        title=collapse(title[0].text_content()) if title else None,
+        title=collapse(title[0].text_content()) or None if title else None,
         description=collapse(description[0]) if description else None,
         lang=collapse(tree.getroottree().getroot().get("lang")) or None,
         canonical=resolve_link(base, canonical[0]) if canonical else None,
