@@ -1,4 +1,4 @@
-"""The aggregator role: the one reader of the result queue.
+"""The aggregator role: the one reader of the results.
 
 It appends page records to a shared list (the batch buffer of the journal),
 counts them, writes them as JSONL, and returns the results so that the
@@ -7,14 +7,11 @@ crawl can hand their links back to the scheduler.
 
 from __future__ import annotations
 
-import queue
 from typing import Any
 
 from .journal import Journal
 from .records import PAGE, Result
 from .stats import CrawlStats
-
-MAX_BATCH = 512  # results taken per drain: bounds the time between scheduler fills
 
 
 class Aggregator:
@@ -26,14 +23,7 @@ class Aggregator:
 
     def drain(self, timeout: float) -> list[Result]:
         """Results available now (waiting up to `timeout` for the first one)."""
-        taken: list[Result] = []
-        try:
-            taken.append(self.results.get(timeout=timeout))
-            while len(taken) < MAX_BATCH:
-                taken.append(self.results.get_nowait())
-        except queue.Empty:
-            pass
-        return taken
+        return self.results.receive(timeout)
 
     def add(self, result: Result) -> None:
         """Keep a page record for the next flush."""

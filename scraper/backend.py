@@ -1,36 +1,55 @@
 """The backend: the one place that chooses processes or threads.
 
 Like `concurrent.futures` (process.py / thread.py) and `multiprocessing.dummy`,
-a backend hands out the queue, shared-value and worker types; every other
-module uses them without knowing which kind it got.
+a backend hands out the task queue, the result channel, shared values and
+workers; every other module uses them without knowing which kind it got.
+
+Results travel on one pipe per process worker (one queue for threads): a
+process killed in the middle of sending a large result then breaks only its
+own pipe, which reads as end-of-file, instead of leaving a torn message in a
+shared queue that the aggregator would block on for ever.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import queue
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+MAX_PER_READ = 64  # results taken from one worker's pipe per receive(): keeps workers fair
+
 
 class Worker(Protocol):
     name: str
 
-    @property
-    def exitcode(self) -> int | None: ...
     def is_alive(self) -> bool: ...
     def join(self, timeout: float | None = None) -> None: ...
     def kill(self) -> None: ...
+
+
+class ResultChannel(Protocol):
+    def open(self, name: str) -> Any:
+        """A sender (with `.send(obj)`) for the worker called `name`."""
+
+    def started(self, name: str, sender: Any) -> None:
+        """The worker has started: drop the parent's copy of its sender."""
+
+    def receive(self, timeout: float) -> list[Any]:
+        """Whatever arrived, waiting up to `timeout` for the first item."""
+
+    def close(self) -> None: ...
 
 
 class Backend(Protocol):
     name: str
 
     def JoinableQueue(self) -> Any: ...  # noqa: N802 - mirrors multiprocessing
-    def Queue(self) -> Any: ...  # noqa: N802
-    def Value(self) -> Any: ...  # noqa: N802 - a shared int, initially -1
+    def ResultChannel(self) -> ResultChannel: ...  # noqa: N802
+    def Value(self, typecode: str, value: float) -> Any: ...  # noqa: N802
     def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker: ...
     def parent_alive_check(self) -> Callable[[], bool]: ...
     def close_queue(self, q: Any) -> None: ...
@@ -47,11 +66,11 @@ class ProcessBackend:
     def JoinableQueue(self) -> Any:  # noqa: N802
         return self.context.JoinableQueue()
 
-    def Queue(self) -> Any:  # noqa: N802
-        return self.context.Queue()
+    def ResultChannel(self) -> ResultChannel:  # noqa: N802
+        return _PipeResults(self.context)
 
-    def Value(self) -> Any:  # noqa: N802
-        return self.context.RawValue("q", -1)
+    def Value(self, typecode: str, value: float) -> Any:  # noqa: N802
+        return self.context.RawValue(typecode, value)
 
     def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker:
         process = self.context.Process(
@@ -64,9 +83,47 @@ class ProcessBackend:
         return _parent_process_alive
 
     def close_queue(self, q: Any) -> None:
-        # Do not block exit on data that no one will read any more.
-        q.cancel_join_thread()
+        q.cancel_join_thread()  # do not block exit on tasks no one will read
         q.close()
+
+
+class _PipeResults:
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.readers: dict[str, Any] = {}
+
+    def open(self, name: str) -> Any:
+        reader, sender = self.context.Pipe(duplex=False)
+        self.readers[name] = reader
+        return sender
+
+    def started(self, name: str, sender: Any) -> None:
+        # Only the worker may hold the write end, so that its death reads as EOF.
+        sender.close()
+
+    def receive(self, timeout: float) -> list[Any]:
+        received: list[Any] = []
+        ready = multiprocessing.connection.wait(list(self.readers.values()), timeout)
+        for reader in ready:
+            try:
+                for _ in range(MAX_PER_READ):
+                    if not reader.poll():
+                        break
+                    received.append(reader.recv())
+            except (EOFError, OSError):  # the worker exited or died, maybe mid-message
+                self._forget(reader)
+        return received
+
+    def _forget(self, reader: Any) -> None:
+        for name, known in list(self.readers.items()):
+            if known is reader:
+                del self.readers[name]
+        reader.close()
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers.clear()
 
 
 def _process_entry(target: Callable[..., None], *args: Any) -> None:
@@ -90,11 +147,11 @@ class ThreadBackend:
     def JoinableQueue(self) -> Any:  # noqa: N802 - queue.Queue has task_done()
         return queue.Queue()
 
-    def Queue(self) -> Any:  # noqa: N802
-        return queue.Queue()
+    def ResultChannel(self) -> ResultChannel:  # noqa: N802
+        return _QueueResults()
 
-    def Value(self) -> Any:  # noqa: N802
-        return _Value(-1)
+    def Value(self, typecode: str, value: float) -> Any:  # noqa: N802
+        return _Value(value)
 
     def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker:
         worker = _ThreadWorker(target, args, name)
@@ -108,20 +165,42 @@ class ThreadBackend:
         pass
 
 
+class _QueueResults:
+    """All threads send to one queue.Queue (a thread cannot die mid-message)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self.send = self.queue.put
+
+    def open(self, name: str) -> Any:
+        return self
+
+    def started(self, name: str, sender: Any) -> None:
+        pass
+
+    def receive(self, timeout: float) -> list[Any]:
+        received = []
+        try:
+            received.append(self.queue.get(timeout=timeout))
+            while True:
+                received.append(self.queue.get_nowait())
+        except queue.Empty:
+            return received
+
+    def close(self) -> None:
+        pass
+
+
 class _Value:
     """What multiprocessing.dummy.Value is: a plain holder."""
 
-    def __init__(self, value: int) -> None:
+    def __init__(self, value: float) -> None:
         self.value = value
 
 
 class _ThreadWorker(threading.Thread):
     def __init__(self, target: Callable[..., None], args: tuple, name: str) -> None:
         super().__init__(target=target, args=args, name=name, daemon=True)
-
-    @property
-    def exitcode(self) -> int | None:
-        return None if self.is_alive() or self.ident is None else 0
 
     def kill(self) -> None:
         """Threads cannot be killed; a daemon thread ends with the process."""

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ignore-robots", action="store_true", help="do not fetch or obey robots.txt")
     add("--select", action="append", default=[], metavar="NAME=CSS",
         help="extra field: text of the elements a CSS selector matches (repeatable)")
+    add("--resume", action="store_true",
+        help="continue an interrupted crawl from its output file (-o): fetch only what is missing")
     add("--start-method", choices=START_METHODS,
         help="multiprocessing start method (default: the platform's)")
     add("--demo", action="store_true",
@@ -122,6 +124,7 @@ def config_from_args(args: argparse.Namespace, output_default: str | None = DEFA
         per_host=args.per_host, max_bytes=args.max_bytes, user_agent=args.user_agent,
         ignore_robots=args.ignore_robots, select=tuple(args.select),
         start_method=args.start_method, output=output, overwrite_output=args.overwrite_output,
+        resume=args.resume,
     )  # fmt: skip
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._version import __version__
 from .errors import UsageError
@@ -59,10 +61,16 @@ class CrawlConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalize once, here
-        set_(self, "allow_domain", _normalize_domains(self.allow_domain))
-        set_(self, "select", _normalize_select(self.select))
-        set_(self, "timeout", float(self.timeout))
-        set_(self, "delay", float(self.delay))
+        try:
+            set_(self, "allow_domain", _normalize_domains(self.allow_domain))
+            set_(self, "select", _normalize_select(self.select))
+            set_(self, "timeout", _number("timeout", self.timeout))
+            set_(self, "delay", _number("delay", self.delay))
+            _check(isinstance(self.user_agent, str), "user_agent must be a string")
+        except (TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"bad setting: {exc}") from None
         self._validate()
 
     def _validate(self) -> None:
@@ -87,7 +95,9 @@ class CrawlConfig:
             not (self.output and self.overwrite_output),
             "give output or overwrite_output, not both",
         )
-        _check(not (self.resume and self.overwrite_output), "resume cannot overwrite its output")
+        _check(not (self.resume and self.overwrite_output),
+               "resume continues its output: give it with -o/output, not -O/overwrite_output")
+        _check(not self.resume or bool(self.output), "resume needs the output file of the crawl")
         _check(self.parse is None or callable(self.parse), "parse must be a callable")
 
     @property
@@ -111,14 +121,27 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _number(name: str, value: object) -> float:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+           f"{name} must be a number of seconds")
+    number = float(value)  # type: ignore[arg-type]
+    _check(math.isfinite(number), f"{name} must be finite")
+    return number
+
+
 def _normalize_domains(domains: Iterable[str] | str) -> tuple[str, ...]:
     if isinstance(domains, str):
         domains = [domains]
     names = []
     for domain in domains:
-        name = domain.strip().lower().strip(".")
-        _check(bool(name) and "/" not in name and " " not in name, f"bad domain: {domain!r}")
-        names.append(name.split(":")[0])  # a port is ignored: "any port"
+        _check(isinstance(domain, str), f"bad domain: {domain!r}")
+        text = domain.strip().lower()
+        try:  # "host", "host:port", "[::1]:8080": a port is ignored ("any port")
+            name = (urlsplit("//" + text).hostname or "").strip(".")
+        except ValueError:
+            name = ""
+        _check(bool(name) and "/" not in text and " " not in text, f"bad domain: {domain!r}")
+        names.append(name)
     return tuple(dict.fromkeys(names))
 
 
@@ -132,6 +155,9 @@ def _normalize_select(
             name, sep, css = item.partition("=")
             _check(bool(sep), f"select must look like NAME=CSS: {item!r}")
         else:
+            _check(isinstance(item, (tuple, list)) and len(item) == 2
+                   and all(isinstance(part, str) for part in item),
+                   f"select must be NAME=CSS strings or (name, css) pairs: {item!r}")
             name, css = item
         name, css = name.strip(), css.strip()
         _check(bool(name) and bool(css), f"select must look like NAME=CSS: {name}={css}")

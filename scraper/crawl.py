@@ -28,8 +28,8 @@ from . import errors
 from .aggregator import Aggregator
 from .backend import get_backend
 from .config import CrawlConfig
-from .journal import Journal
-from .pool import WorkerPool
+from .journal import Journal, read_records
+from .pool import PARSE_GRACE, WorkerPool
 from .records import Result, failed_record
 from .scheduler import Scheduler
 from .stats import CrawlStats
@@ -38,7 +38,9 @@ from .urls import host_of
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds the main loop waits for results before it looks at the rest
-STOP_JOIN = 5.0  # seconds workers get to exit after their sentinel
+STOP_JOIN = 5.0  # seconds workers get to exit after their sentinel at the end
+# After Ctrl-C, pages in flight get this long (at most --timeout) to finish.
+STOP_GRACE = 3.0
 
 
 class Crawl:
@@ -53,17 +55,13 @@ class Crawl:
 
     def __enter__(self) -> Crawl:
         config = self.config
-        backend = get_backend(config.backend, config.start_method)
-        self.backend = backend
-        self.tasks = backend.JoinableQueue()
-        self.results = backend.Queue()
         journal = None
         if config.output_path:
             journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
-        self.aggregator = Aggregator(self.results, self.stats, journal)
-        self.scheduler = Scheduler(config, self.tasks, self.allowed_hosts)
-        self.pool = WorkerPool(backend, config.workers, self.tasks, self.results,
-                               config, self.allowed_hosts)  # fmt: skip
+        self.pool = WorkerPool(get_backend(config.backend, config.start_method),
+                               config.workers, config, self.allowed_hosts)  # fmt: skip
+        self.aggregator = Aggregator(self.pool.results, self.stats, journal)
+        self.scheduler = Scheduler(config, self.pool.tasks, self.allowed_hosts)
         try:
             self.pool.start()
         except BaseException:
@@ -76,12 +74,26 @@ class Crawl:
 
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
+        if self.config.resume and self.config.output_path:
+            self._restore(self.config.output_path)
         self.scheduler.add_seeds(self.seeds)
         while not self.scheduler.finished() and not self._stop_expired():
             self.scheduler.fill()
             yield from self._collect(self.aggregator.drain(TICK))
-            self._recover_lost_tasks()
+            yield from self._recover_failed_workers()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
+
+    def _restore(self, path: str) -> None:
+        """Resume: the pages in `path` are done; their links are the frontier."""
+        frontier = self.scheduler.frontier
+        for record in read_records(path):
+            frontier.mark_done(record["url"])
+            self.stats.resumed += 1
+        for record in read_records(path):
+            depth = record.get("depth", 0)
+            if depth < self.config.depth:
+                for link in record.get("links") or ():
+                    frontier.offer(link, depth + 1, parent=record["url"])
 
     def _collect(self, results: list[Result]) -> list[dict[str, Any]]:
         pages = [result for result in results if self.scheduler.complete(result)]
@@ -90,25 +102,33 @@ class Crawl:
         self.aggregator.flush()
         return [result.record for result in pages]
 
-    def _recover_lost_tasks(self) -> None:
-        for name, task_id in self.pool.replace_dead():
-            self.stats.workers_replaced += 1
-            task = self.scheduler.lost(task_id)
-            if task is None:
-                continue
-            if task.attempt == 0:
-                self.scheduler.retry(task)
-            else:
-                record = failed_record(task, name, errors.WORKER_DIED)
-                self._collect([Result(task, record)])
+    def _recover_failed_workers(self) -> list[dict[str, Any]]:
+        """Restart the pool after a worker died or hung; retry its task once."""
+        failures = self.pool.failures()
+        if not failures:
+            return []
+        for failure in failures:
+            log.warning("worker %s %s; restarting the workers", failure.worker, failure.reason)
+        self.stats.workers_replaced += len(failures)
+        self.pool.restart()
+        self.aggregator.results = self.pool.results
+        culprits = {f.task_id: f for f in failures if f.task_id is not None}
+        reasons = {task_id: f.reason for task_id, f in culprits.items()}
+        failed = []
+        for task in self.scheduler.requeue(self.pool.tasks, reasons):
+            culprit = culprits[task.id]
+            error = errors.WORKER_DIED if culprit.reason == "died" else (
+                f"{errors.PARSE}: still parsing after {self.config.timeout + PARSE_GRACE:g} s")
+            failed.append(Result(task, failed_record(task, culprit.worker, error)))
+        return self._collect(failed)
 
     def stop(self) -> None:
         """Stop scheduling; in-flight tasks get until their deadline to finish."""
         if self._stop_deadline is None:
             self.stats.interrupted = True
             self.scheduler.stop()
-            # A fetch in flight ends within its timeout; a retry would start another.
-            self._stop_deadline = time.monotonic() + self.config.timeout + 1.0
+            grace = min(self.config.timeout, STOP_GRACE)
+            self._stop_deadline = time.monotonic() + grace
 
     def _stop_expired(self) -> bool:
         return self._stop_deadline is not None and time.monotonic() > self._stop_deadline
@@ -118,7 +138,7 @@ class Crawl:
         steps = [
             ("workers", self._stop_workers),
             ("output", self.aggregator.close),
-            ("queues", self._close_queues),
+            ("queues", self.pool.close),
         ]
         for what, step in steps:
             try:
@@ -128,16 +148,10 @@ class Crawl:
         self.stats.finish()
 
     def _stop_workers(self) -> None:
-        self.pool.stop(time.monotonic() + STOP_JOIN, drain=self._discard_results)
-
-    def _discard_results(self) -> None:
-        # Results that arrive after the end (tasks abandoned on stop) are dropped:
-        # `--resume` fetches them again, so nothing is lost and nothing written twice.
-        self.aggregator.drain(0)
-
-    def _close_queues(self) -> None:
-        for q in (self.tasks, self.results):
-            self.backend.close_queue(q)
+        # Normally instant (every worker is idle); after a stop, pages still
+        # in flight are abandoned (--resume fetches them again).
+        join = STOP_JOIN if self._stop_deadline is None else 1.0
+        self.pool.stop(time.monotonic() + join)
 
 
 def allowed_hosts(seeds: Sequence[str], allow_domain: Sequence[str]) -> tuple[str, ...]:

@@ -44,6 +44,13 @@ def _path(i: int) -> str:
     return "/" if i == 0 else f"/page/{i}.html"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up early (a stopped crawl) is not the server's error
+
+
 class SiteServer:
     """Serves a {path: bytes} site on 127.0.0.1 (a free port) from a thread.
 
@@ -56,8 +63,7 @@ class SiteServer:
         self.delay = delay
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

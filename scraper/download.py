@@ -30,6 +30,7 @@ BACKOFF_BASE = 0.5  # seconds; attempt n waits BACKOFF_BASE * 2**n plus jitter
 BACKOFF_CAP = 10.0
 # A Retry-After longer than this is not waited for: the worker would sit idle.
 MAX_RETRY_AFTER = 60.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
 
@@ -182,14 +183,18 @@ def _take_headers(result: Download, response: requests.Response, url: str) -> No
     result.status = response.status_code
     result.content_type = response.headers.get("Content-Type")
     result.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if response.status_code >= 400:
+    if not 200 <= response.status_code < 300 and not _is_redirect(response):
         result.error = errors.http_error(response.status_code)
 
 
+def _is_redirect(response: requests.Response) -> bool:
+    return response.status_code in REDIRECT_STATUSES and bool(response.headers.get("Location"))
+
+
 def _redirect_target(response: requests.Response, url: str) -> str | None:
-    location = response.headers.get("Location")
-    if response.status_code not in (301, 302, 303, 307, 308) or not location:
+    if not _is_redirect(response):
         return None
+    location = response.headers["Location"]
     target = urljoin(url, location.strip())
     if not is_http_url(target):
         raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
@@ -239,8 +244,8 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
         return f"decoding: {detail}"
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                        requests.exceptions.MissingSchema, UnicodeError)):
-        return f"{errors.INVALID_URL}: {detail}"
+                        requests.exceptions.MissingSchema, ValueError)):
+        return f"{errors.INVALID_URL}: {detail}"  # also a bad port or IPv6 in a redirect
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return f"{errors.CONNECTION}: {detail}"
     return f"{errors.INTERNAL}: {detail}"

@@ -37,7 +37,7 @@ INTERNAL = "internal"
 
 
 def http_error(status: int) -> str:
-    """The error kind of a response with status >= 400 (`http_404`)."""
+    """The error kind of a status that is neither 2xx nor a followed redirect (`http_404`)."""
     return f"http_{status}"
 
 

@@ -23,13 +23,21 @@ from .urls import host_in_scope, host_of
 
 GET_TIMEOUT = 0.5  # seconds between checks that the parent is still alive
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
+IDLE = -1  # the value of `current` when a worker holds no task
 
 
 class Fetcher:
     """Per-worker state: one requests.Session, compiled selectors, the limits."""
 
-    def __init__(self, config: CrawlConfig, name: str, allowed_hosts: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        config: CrawlConfig,
+        name: str,
+        allowed_hosts: tuple[str, ...],
+        parse_started: Any = None,
+    ) -> None:
         self.config = config
+        self.parse_started = parse_started
         self.name = name
         self.allowed_hosts = allowed_hosts
         self.session = new_session(config.user_agent)
@@ -46,6 +54,7 @@ class Fetcher:
     def handle(self, task: Task) -> Result:
         """Fetch and parse one task; never raises."""
         record = new_record(task, self.name)
+        record["fields"] = {name: [] for name in self.selects}
         try:
             if task.kind == ROBOTS:
                 return self._handle_robots(task, record)
@@ -68,6 +77,8 @@ class Fetcher:
 
     def _parse_into(self, record: dict[str, Any], fetched: Download) -> None:
         started = time.thread_time()  # CPU time of this thread: right for both backends
+        if self.parse_started is not None:
+            self.parse_started.value = time.time()
         try:
             if is_html(record["content_type"], fetched.body):
                 page = parse_page(fetched.body, fetched.content_type, record["final_url"], self.selects)
@@ -81,6 +92,8 @@ class Fetcher:
             record["error"] = f"{errors.PARSE}: {type(exc).__name__}: {exc}"[:300]
         finally:
             record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
+            if self.parse_started is not None:
+                self.parse_started.value = 0.0
 
 
 def fill_from_download(record: dict[str, Any], fetched: Download) -> None:
@@ -98,7 +111,7 @@ def run_parse_callback(callback: Callable[..., Any], record: dict[str, Any], tre
         return
     if not isinstance(extra, dict):
         raise TypeError(f"parse callback returned {type(extra).__name__}, not dict")
-    json.dumps(extra)  # fails here, as a parse error, rather than in the writer
+    json.dumps(extra, allow_nan=False)  # fails here, as a parse error, not in the writer
     record["fields"] = {**record["fields"], **extra}
 
 
@@ -107,16 +120,18 @@ def worker_main(
     tasks: Any,
     results: Any,
     current: Any,
+    parse_started: Any,
     config: CrawlConfig,
     allowed_hosts: tuple[str, ...],
     parent_alive: Callable[[], bool],
 ) -> None:
-    """The worker loop: get a task, handle it, put the result, task_done().
+    """The worker loop: get a task, handle it, send the result, task_done().
 
-    `current.value` holds the id of the task in hand (-1 when idle), so the
-    pool can retry it if this worker dies.
+    `current.value` holds the id of the task in hand (IDLE otherwise) and
+    `parse_started.value` the time its parse began, so that the pool can
+    retry the task if this worker dies or hangs.
     """
-    fetcher = Fetcher(config, name, allowed_hosts)
+    fetcher = Fetcher(config, name, allowed_hosts, parse_started)
     try:
         while True:
             try:
@@ -129,9 +144,11 @@ def worker_main(
                 if task is None:
                     return
                 current.value = task.id
-                results.put(fetcher.handle(task))
+                results.send(fetcher.handle(task))
+            except OSError:  # the result pipe is closed: the parent is gone
+                return
             finally:
-                current.value = -1
+                current.value = IDLE
                 tasks.task_done()
     finally:
         fetcher.close()

@@ -81,7 +81,11 @@ class Frontier:
     # -- offering URLs ---------------------------------------------------
 
     def offer(self, url: str, depth: int, parent: str | None = None) -> bool:
-        """Consider a canonical URL; True when it will be fetched (or may be, after robots)."""
+        """Consider a canonical URL; False when it is rejected at once (counted in `skipped`).
+
+        True means it passed de-duplication, depth and scope; robots.txt and
+        max-pages decide when its origin's rules are known, maybe later.
+        """
         reason = self._rejection(url, depth)
         if reason is not None:
             self.skipped[reason] += 1
@@ -97,8 +101,10 @@ class Frontier:
         return True
 
     def mark_done(self, url: str) -> None:
-        """Treat `url` as already fetched (resume): it is never scheduled again."""
-        self.seen.add(url)
+        """Treat `url` as fetched in an earlier run (resume): it counts, and never comes again."""
+        if url not in self.seen:
+            self.seen.add(url)
+            self.admitted += 1
 
     def _rejection(self, url: str, depth: int) -> str | None:
         if url in self.seen:

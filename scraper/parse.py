@@ -82,12 +82,19 @@ def is_html(media_type: str | None, body: bytes) -> bool:
     return bool(_SNIFF_HTML.match(body[:1024].lstrip(codecs.BOM_UTF8)))
 
 
-def decode_html(body: bytes, header_charset: str | None) -> str:
-    """Text of an HTML body: header charset, then BOM, then <meta>, then detection.
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
-    The header wins over <meta> when both decode the body; a charset that
-    cannot decode the body (or is unknown) is skipped.
+
+def decode_html(body: bytes, header_charset: str | None) -> str:
+    """Text of an HTML body: BOM, then header charset, then <meta>, then detection.
+
+    A BOM decides, as in browsers (WHATWG) and w3lib. Otherwise the header
+    wins over <meta> when both decode the body; a charset that cannot decode
+    the body (or is unknown) is skipped.
     """
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(encoding, errors="replace")
     known = [header_charset] if header_charset else None
     detector = EncodingDetector(body, known_definite_encodings=known, is_html=True)
     for label in detector.encodings:
@@ -106,8 +113,6 @@ def _codec_name(label: str) -> str | None:
         name = codecs.lookup(label).name.replace("-", "_")
     except LookupError:
         return None
-    if name.startswith("utf_16") or name.startswith("utf_32"):
-        return name  # only reached through a BOM
     return _SUPERSETS.get(name, name)
 
 

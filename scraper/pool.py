@@ -1,49 +1,62 @@
-"""Worker lifecycle: start N fetchers, notice and replace dead ones, stop them all."""
+"""Worker lifecycle: start N fetchers, watch them, restart them, stop them all.
+
+The pool owns the task queue and the result channel it hands its workers.
+A worker that dies may have held the task queue's lock (an idle worker waits
+inside get() holding it), so after a death the pool does what CPython's
+ProcessPoolExecutor does with a broken pool, but keeps going: it kills the
+other workers, abandons the queues and starts a fresh set. The crawl then puts
+every task still in flight on the new queue.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .backend import Backend, Worker
 from .config import CrawlConfig
-from .fetcher import worker_main
+from .fetcher import IDLE, worker_main
 
 log = logging.getLogger(__name__)
 
 JOIN_POLL = 0.05  # seconds between liveness checks while stopping
+# A parse (user callback included) running this much longer than --timeout is hung.
+PARSE_GRACE = 5.0
 
 
 @dataclass
 class _Slot:
     name: str
     worker: Worker
-    current: Any  # shared int: id of the task in hand, -1 when idle
+    current: Any  # shared: id of the task in hand, IDLE when idle
+    parse_started: Any  # shared: time.time() when its parse began, 0 otherwise
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A worker that died or hung, and the task it held (None if idle)."""
+
+    worker: str
+    task_id: int | None
+    reason: str
 
 
 class WorkerPool:
-    """N workers of one backend reading `tasks` and writing `results`."""
+    """N workers of one backend reading `tasks` and sending to `results`."""
 
     def __init__(
-        self,
-        backend: Backend,
-        size: int,
-        tasks: Any,
-        results: Any,
-        config: CrawlConfig,
-        allowed_hosts: tuple[str, ...],
+        self, backend: Backend, size: int, config: CrawlConfig, allowed_hosts: tuple[str, ...]
     ) -> None:
         self.backend = backend
         self.size = size
-        self.tasks = tasks
-        self.results = results
         self.config = config
         self.allowed_hosts = allowed_hosts
         self.slots: list[_Slot] = []
         self._started = 0
+        self.tasks = backend.JoinableQueue()
+        self.results = backend.ResultChannel()
 
     def start(self) -> None:
         for _ in range(self.size):
@@ -52,38 +65,61 @@ class WorkerPool:
     def _start_one(self) -> _Slot:
         self._started += 1
         name = f"{self.backend.name}-{self._started}"
-        current = self.backend.Value()
-        args = (name, self.tasks, self.results, current, self.config,
+        current = self.backend.Value("q", IDLE)
+        parse_started = self.backend.Value("d", 0.0)
+        sender = self.results.open(name)
+        args = (name, self.tasks, sender, current, parse_started, self.config,
                 self.allowed_hosts, self.backend.parent_alive_check())  # fmt: skip
-        return _Slot(name, self.backend.start_worker(worker_main, args, name), current)
+        worker = self.backend.start_worker(worker_main, args, name)
+        self.results.started(name, sender)
+        return _Slot(name, worker, current, parse_started)
 
-    def replace_dead(self) -> list[tuple[str, int]]:
-        """Start a new worker for each dead one; (name, task id) of tasks they held."""
-        lost = []
-        for index, slot in enumerate(self.slots):
+    def failures(self, now: float | None = None) -> list[Failure]:
+        """Workers that died, or whose parse has hung past the deadline."""
+        now = time.time() if now is None else now
+        hung_after = self.config.timeout + PARSE_GRACE
+        found = []
+        for slot in self.slots:
+            task_id = slot.current.value if slot.current.value != IDLE else None
+            if not slot.worker.is_alive():
+                found.append(Failure(slot.name, task_id, "died"))
+            elif slot.parse_started.value and now - slot.parse_started.value > hung_after:
+                found.append(Failure(slot.name, task_id, "hung"))
+        return found
+
+    def restart(self) -> None:
+        """Kill every worker, abandon the queues, start a fresh set on new ones."""
+        self._stop_now()
+        self.backend.close_queue(self.tasks)
+        self.results.close()
+        self.tasks = self.backend.JoinableQueue()
+        self.results = self.backend.ResultChannel()
+        self.slots = [self._start_one() for _ in range(self.size)]
+
+    def _stop_now(self) -> None:
+        for slot in self.slots:
             if slot.worker.is_alive():
-                continue
-            log.warning("worker %s died (exit code %s); starting another",
-                        slot.name, slot.worker.exitcode)  # fmt: skip
-            if slot.current.value >= 0:
-                lost.append((slot.name, slot.current.value))
-            slot.worker.join(0)
-            self.slots[index] = self._start_one()
-        return lost
+                self.tasks.put(None)  # threads cannot be killed: they stop at this sentinel
+                slot.worker.kill()
+        for slot in self.slots:
+            slot.worker.join(1.0)
 
-    def stop(self, deadline: float, drain: Callable[[], None]) -> None:
+    def stop(self, deadline: float) -> None:
         """Sentinels, then join while draining results until `deadline`, then kill."""
         for slot in self.slots:
             if slot.worker.is_alive():
                 self.tasks.put(None)
         while any(slot.worker.is_alive() for slot in self.slots) and time.monotonic() < deadline:
-            drain()  # a worker blocked on a full result pipe can only finish if we read
-            time.sleep(JOIN_POLL)
+            # A worker blocked on a full result pipe can only finish if we read.
+            # What arrives now is dropped: those tasks were abandoned, and
+            # --resume fetches them again, so nothing is lost or written twice.
+            self.results.receive(JOIN_POLL)
         for slot in self.slots:
             if slot.worker.is_alive():
                 log.warning("worker %s did not stop in time; killing it", slot.name)
                 slot.worker.kill()
             slot.worker.join(1.0)
 
-    def alive(self) -> int:
-        return sum(slot.worker.is_alive() for slot in self.slots)
+    def close(self) -> None:
+        self.backend.close_queue(self.tasks)
+        self.results.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from .config import CrawlConfig
@@ -76,16 +77,23 @@ class Scheduler:
                 self.frontier.offer(link, task.depth + 1, parent=task.url)
         return True
 
-    def lost(self, task_id: int) -> Task | None:
-        """The task a dead worker held, if it is still in flight."""
-        return self.in_flight.get(task_id)
+    def requeue(self, tasks: Any, culprits: dict[int, str]) -> list[Task]:
+        """After a pool restart: put every task in flight on the new queue `tasks`.
 
-    def retry(self, task: Task) -> Task:
-        """Queue a lost task again (its worker died), as a new attempt."""
-        retried = Task(task.id, task.url, task.depth, task.parent, task.kind, task.attempt + 1)
-        self.in_flight[task.id] = retried
-        self.tasks.put(retried)
-        return retried
+        A task in the hands of a worker that died or hung (`culprits`) is
+        retried once; the ones already retried are returned instead, for the
+        crawl to record as failed.
+        """
+        self.tasks = tasks
+        exhausted = []
+        for task_id, task in list(self.in_flight.items()):
+            if task_id in culprits:
+                if task.attempt >= 1:
+                    exhausted.append(task)
+                    continue
+                task = self.in_flight[task_id] = replace(task, attempt=task.attempt + 1)
+            self.tasks.put(task)
+        return exhausted
 
     def stop(self) -> None:
         """Schedule nothing more; what is in flight may still finish."""

@@ -19,6 +19,7 @@ class CrawlStats:
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     workers_replaced: int = 0
+    resumed: int = 0  # pages already in the output when the crawl resumed
     interrupted: bool = False
 
     def count(self, record: dict[str, Any]) -> None:
@@ -51,6 +52,8 @@ class CrawlStats:
             lines.append("errors: " + _by_count(self.errors))
         if self.skipped:
             lines.append("not scheduled: " + _by_count(self.skipped))
+        if self.resumed:
+            lines.append(f"resumed: {self.resumed} pages were already recorded")
         if self.workers_replaced:
             lines.append(f"workers replaced after dying: {self.workers_replaced}")
         return "\n".join(lines)

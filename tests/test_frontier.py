@@ -1,0 +1,334 @@
+"""scraper.frontier.Frontier: pure scheduling state, driven with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from scraper.frontier import (
+    SKIP_DEPTH,
+    SKIP_DUPLICATE,
+    SKIP_MAX_PAGES,
+    SKIP_OFFSITE,
+    SKIP_ROBOTS,
+    Frontier,
+)
+from scraper.records import PAGE, ROBOTS
+
+UA = "testbot/1.0"
+SITE = "http://example.com"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make(**overrides) -> Frontier:
+    settings = dict(
+        allowed_hosts=("example.com",), max_depth=3, max_pages=None, per_host=8,
+        delay=0.0, user_agent=UA, obey_robots=False,
+    )  # fmt: skip
+    settings.update(overrides)
+    return Frontier(**settings)
+
+
+def drain(frontier: Frontier, now: float) -> list:
+    """Every task next_ready() hands out at `now`."""
+    tasks = []
+    while (task := frontier.next_ready(now)) is not None:
+        tasks.append(task)
+    return tasks
+
+
+def urls(tasks) -> list[str]:
+    return [task.url for task in tasks]
+
+
+# -- offering ----------------------------------------------------------------------
+
+
+def test_duplicates_are_rejected_and_counted():
+    frontier = make()
+    assert frontier.offer(f"{SITE}/a", 0) is True
+    assert frontier.offer(f"{SITE}/a", 0) is False
+    assert frontier.offer(f"{SITE}/a", 1, parent=f"{SITE}/b") is False
+    assert frontier.skipped == {SKIP_DUPLICATE: 2}
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a"]
+
+
+def test_mark_done_urls_are_never_scheduled():
+    frontier = make()
+    frontier.mark_done(f"{SITE}/a")
+    assert frontier.offer(f"{SITE}/a", 0) is False
+    assert frontier.has_pending() is False
+
+
+def test_depth_limit():
+    frontier = make(max_depth=1)
+    assert frontier.offer(f"{SITE}/d1", 1) is True
+    assert frontier.offer(f"{SITE}/d2", 2) is False
+    assert frontier.skipped == {SKIP_DEPTH: 1}
+
+
+def test_depth_zero_means_seeds_only():
+    frontier = make(max_depth=0)
+    assert frontier.offer(f"{SITE}/", 0) is True
+    assert frontier.offer(f"{SITE}/link", 1) is False
+    assert frontier.skipped == {SKIP_DEPTH: 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("http://example.com/x", True),
+        ("https://www.example.com/x", True),
+        ("http://example.com:8080/x", True),
+        ("http://notexample.com/x", False),
+        ("http://example.com.evil.org/x", False),
+        ("http://other.org/x", False),
+    ],
+)
+def test_offsite_rejected(url, accepted):
+    frontier = make()
+    assert frontier.offer(url, 0) is accepted
+    assert frontier.skipped == ({} if accepted else {SKIP_OFFSITE: 1})
+
+
+def test_max_pages_counts_only_admitted_pages():
+    frontier = make(max_pages=2)
+    frontier.offer(f"{SITE}/a", 0)
+    frontier.offer(f"{SITE}/a", 0)  # duplicate: not counted
+    frontier.offer("http://elsewhere.org/", 0)  # offsite: not counted
+    frontier.offer(f"{SITE}/b", 0)
+    frontier.offer(f"{SITE}/c", 0)  # the third admitted page
+    assert frontier.admitted == 2
+    assert frontier.skipped == {SKIP_DUPLICATE: 1, SKIP_OFFSITE: 1, SKIP_MAX_PAGES: 1}
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
+
+
+def test_max_pages_does_not_count_robots_disallowed_pages():
+    frontier = make(max_pages=2, obey_robots=True)
+    for path in ("/private/1", "/a", "/private/2", "/b", "/c"):
+        frontier.offer(SITE + path, 0)
+    robots = frontier.next_ready(0.0)
+    frontier.robots_arrived(robots, "User-agent: *\nDisallow: /private\n")
+    assert frontier.admitted == 2
+    assert frontier.skipped == {SKIP_ROBOTS: 2, SKIP_MAX_PAGES: 1}
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
+
+
+# -- robots.txt ----------------------------------------------------------------------
+
+
+def test_robots_task_first_and_pages_wait_for_it():
+    clock = FakeClock()
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/a", 0)
+    frontier.offer(f"{SITE}/b", 0)
+    robots = frontier.next_ready(clock.now)
+    assert robots.kind == ROBOTS
+    assert robots.url == f"{SITE}/robots.txt"
+    clock.advance(100)
+    assert frontier.next_ready(clock.now) is None  # pages wait for robots.txt
+    assert frontier.has_pending() is True
+    frontier.done(robots)
+    frontier.robots_arrived(robots, "User-agent: *\nDisallow:\n")
+    tasks = drain(frontier, clock.now)
+    assert urls(tasks) == [f"{SITE}/a", f"{SITE}/b"]
+    assert {task.kind for task in tasks} == {PAGE}
+
+
+def test_one_robots_task_per_origin():
+    frontier = make(obey_robots=True)
+    for url in (f"{SITE}/a", f"{SITE}/b", "https://example.com/c", "http://example.com:8080/d"):
+        frontier.offer(url, 0)
+    robots = drain(frontier, 0.0)
+    assert urls(robots) == [
+        f"{SITE}/robots.txt",
+        "https://example.com/robots.txt",
+        "http://example.com:8080/robots.txt",
+    ]
+    assert {task.kind for task in robots} == {ROBOTS}
+
+
+def test_robots_of_one_origin_admits_only_its_pages():
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/a", 0)
+    frontier.offer("http://www.example.com/b", 0)
+    first, second = drain(frontier, 0.0)
+    frontier.robots_arrived(second, None)
+    assert urls(drain(frontier, 0.0)) == ["http://www.example.com/b"]
+    frontier.robots_arrived(first, None)
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a"]
+
+
+def test_disallowed_pages_are_skipped_and_counted():
+    frontier = make(obey_robots=True)
+    for path in ("/public", "/private/x", "/private", "/other"):
+        frontier.offer(SITE + path, 0)
+    robots = frontier.next_ready(0.0)
+    frontier.robots_arrived(robots, f"User-agent: {UA.split('/')[0]}\nDisallow: /private\n")
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/public", f"{SITE}/other"]
+    assert frontier.skipped == {SKIP_ROBOTS: 2}
+    # pages offered after robots.txt arrived are checked at once
+    frontier.offer(f"{SITE}/private/later", 0)
+    assert frontier.skipped == {SKIP_ROBOTS: 3}
+    assert frontier.next_ready(0.0) is None
+
+
+def test_rules_for_other_agents_do_not_apply():
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/page", 0)
+    robots = frontier.next_ready(0.0)
+    frontier.robots_arrived(robots, "User-agent: otherbot\nDisallow: /\n")
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/page"]
+
+
+def test_missing_robots_txt_allows_everything():
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/page", 0)
+    frontier.robots_arrived(frontier.next_ready(0.0), None)
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/page"]
+
+
+def test_everything_disallowed_leaves_nothing_pending():
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/a", 0)
+    frontier.offer(f"{SITE}/b", 0)
+    robots = frontier.next_ready(0.0)
+    frontier.done(robots)
+    frontier.robots_arrived(robots, "User-agent: *\nDisallow: /\n")
+    assert frontier.skipped == {SKIP_ROBOTS: 2}
+    assert frontier.next_ready(0.0) is None
+    assert frontier.has_pending() is False
+
+
+def test_ignore_robots_hands_out_pages_directly():
+    frontier = make(obey_robots=False)
+    frontier.offer(f"{SITE}/a", 0)
+    task = frontier.next_ready(0.0)
+    assert (task.kind, task.url) == (PAGE, f"{SITE}/a")
+
+
+# -- politeness ----------------------------------------------------------------------
+
+
+def test_per_host_caps_tasks_in_flight():
+    frontier = make(per_host=2)
+    for index in range(4):
+        frontier.offer(f"{SITE}/{index}", 0)
+    frontier.offer("http://other.org/x", 0)  # offsite, ignored
+    first = drain(frontier, 0.0)
+    assert urls(first) == [f"{SITE}/0", f"{SITE}/1"]
+    frontier.done(first[0])
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/2"]
+    frontier.done(first[1])
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/3"]
+
+
+def test_per_host_cap_is_per_host():
+    frontier = make(per_host=1, allowed_hosts=("a.org", "b.org"))
+    for url in ("http://a.org/1", "http://a.org/2", "http://b.org/1", "http://b.org/2"):
+        frontier.offer(url, 0)
+    assert urls(drain(frontier, 0.0)) == ["http://a.org/1", "http://b.org/1"]
+
+
+def test_delay_between_two_starts_on_the_same_host():
+    clock = FakeClock()
+    frontier = make(delay=2.0, allowed_hosts=("example.com", "other.org"))
+    for url in (f"{SITE}/1", f"{SITE}/2", "http://other.org/1"):
+        frontier.offer(url, 0)
+    assert urls(drain(frontier, clock.now)) == [f"{SITE}/1", "http://other.org/1"]
+    clock.advance(1.5)
+    assert frontier.next_ready(clock.now) is None
+    clock.advance(0.5)
+    assert frontier.next_ready(clock.now).url == f"{SITE}/2"
+
+
+def test_delay_counts_from_the_start_not_from_done():
+    clock = FakeClock()
+    frontier = make(delay=1.0)
+    frontier.offer(f"{SITE}/1", 0)
+    frontier.offer(f"{SITE}/2", 0)
+    first = frontier.next_ready(clock.now)
+    clock.advance(0.5)
+    frontier.done(first)
+    assert frontier.next_ready(clock.now) is None
+    clock.advance(0.5)
+    assert frontier.next_ready(clock.now).url == f"{SITE}/2"
+
+
+@pytest.mark.parametrize(("configured", "crawl_delay", "effective"), [(0.0, 5, 5.0), (3.0, 1, 3.0)])
+def test_crawl_delay_from_robots_raises_the_delay(configured, crawl_delay, effective):
+    clock = FakeClock()
+    frontier = make(obey_robots=True, delay=configured)
+    frontier.offer(f"{SITE}/1", 0)
+    frontier.offer(f"{SITE}/2", 0)
+    frontier.robots_arrived(frontier.next_ready(clock.now), f"User-agent: *\nCrawl-delay: {crawl_delay}\n")
+    assert frontier.next_ready(clock.now).url == f"{SITE}/1"
+    clock.advance(effective - 0.5)
+    assert frontier.next_ready(clock.now) is None
+    clock.advance(0.5)
+    assert frontier.next_ready(clock.now).url == f"{SITE}/2"
+
+
+# -- breadth-first levels --------------------------------------------------------------
+
+
+def test_deeper_level_waits_for_tasks_in_flight():
+    frontier = make(max_depth=2)
+    frontier.offer(f"{SITE}/", 0)
+    seed = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/a", 1, parent=seed.url)
+    frontier.offer(f"{SITE}/b", 1, parent=seed.url)
+    assert frontier.current_level() == 0
+    assert frontier.next_ready(0.0) is None  # the seed is still in flight
+    frontier.done(seed)
+    a = frontier.next_ready(0.0)
+    assert (a.url, a.depth, a.parent) == (f"{SITE}/a", 1, f"{SITE}/")
+    frontier.offer(f"{SITE}/a/deep", 2, parent=a.url)
+    b = frontier.next_ready(0.0)
+    assert b.url == f"{SITE}/b"
+    assert frontier.next_ready(0.0) is None  # depth 2 waits: a and b are in flight
+    frontier.done(a)
+    assert frontier.next_ready(0.0) is None  # b is still in flight
+    assert frontier.current_level() == 1
+    frontier.done(b)
+    deep = frontier.next_ready(0.0)
+    assert (deep.url, deep.depth, deep.parent) == (f"{SITE}/a/deep", 2, f"{SITE}/a")
+
+
+def test_lower_depth_goes_first_across_hosts():
+    frontier = make(allowed_hosts=("a.org", "b.org"))
+    frontier.offer("http://a.org/deep", 1)
+    frontier.offer("http://b.org/seed", 0)
+    assert urls(drain(frontier, 0.0)) == ["http://b.org/seed"]
+
+
+def test_has_pending():
+    frontier = make(obey_robots=True)
+    assert frontier.has_pending() is False
+    frontier.offer(f"{SITE}/a", 0)
+    assert frontier.has_pending() is True
+    robots = frontier.next_ready(0.0)
+    assert frontier.has_pending() is True  # the page waits for robots.txt
+    frontier.done(robots)
+    frontier.robots_arrived(robots, None)
+    page = frontier.next_ready(0.0)
+    assert frontier.has_pending() is True  # handed out, not done
+    frontier.done(page)
+    assert frontier.has_pending() is False
+    assert frontier.next_ready(0.0) is None
+
+
+def test_task_ids_are_unique():
+    frontier = make(obey_robots=True)
+    for index in range(5):
+        frontier.offer(f"{SITE}/{index}", 0)
+    robots = frontier.next_ready(0.0)
+    frontier.robots_arrived(robots, None)
+    tasks = [robots, *drain(frontier, 0.0)]
+    assert len({task.id for task in tasks}) == 6

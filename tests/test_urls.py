@@ -1,0 +1,168 @@
+"""scraper.urls: canonical form, http(s) checks, scope and link resolution."""
+
+from __future__ import annotations
+
+import pytest
+
+from scraper.urls import (
+    canonicalize,
+    host_in_scope,
+    host_of,
+    is_http_url,
+    origin_of,
+    resolve_link,
+    robots_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # scheme and host lower-cased, path case kept
+        ("HTTP://Example.COM/Path/To", "http://example.com/Path/To"),
+        ("HTTPS://WWW.Example.Com", "https://www.example.com/"),
+        # default ports dropped, other ports kept
+        ("http://example.com:80/a", "http://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("https://example.com:80/a", "https://example.com:80/a"),
+        ("http://example.com:443/a", "http://example.com:443/a"),
+        ("http://user:pw@Example.com:80/", "http://user:pw@example.com/"),
+        # fragment dropped
+        ("http://example.com/a#section", "http://example.com/a"),
+        ("http://example.com/#", "http://example.com/"),
+        # query arguments sorted
+        ("http://example.com/?b=2&a=1", "http://example.com/?a=1&b=2"),
+        ("http://example.com/?a=1&a=0", "http://example.com/?a=0&a=1"),
+        ("http://example.com/p?z=1&y=2#f", "http://example.com/p?y=2&z=1"),
+        # percent-encoding normalized
+        ("http://example.com/%7Euser", "http://example.com/~user"),
+        ("http://example.com/%41", "http://example.com/A"),
+        ("http://example.com/a%2fb", "http://example.com/a%2Fb"),
+        ("http://example.com/%e2%82%ac", "http://example.com/%E2%82%AC"),
+        ("http://example.com/\u20ac", "http://example.com/%E2%82%AC"),
+        ("http://example.com/a b", "http://example.com/a%20b"),
+        # IPv6 hosts
+        ("http://[2001:DB8::1]:80/a", "http://[2001:db8::1]/a"),
+        ("https://[::1]:443/", "https://[::1]/"),
+        ("http://[2001:db8::1]:8080/a", "http://[2001:db8::1]:8080/a"),
+        # surrounding whitespace
+        ("  http://example.com/x \n", "http://example.com/x"),
+    ],
+)
+def test_canonicalize(url, expected):
+    assert canonicalize(url) == expected
+
+
+def test_canonicalize_variants_are_equal():
+    variants = [
+        "http://example.com/p?b=2&a=1",
+        "HTTP://EXAMPLE.COM:80/p?a=1&b=2#top",
+        "http://Example.com/p?a=1&b=2#other",
+    ]
+    assert {canonicalize(url) for url in variants} == {"http://example.com/p?a=1&b=2"}
+
+
+def test_canonicalize_keeps_path_case_distinct():
+    assert canonicalize("http://example.com/A") != canonicalize("http://example.com/a")
+
+
+def test_canonicalize_is_idempotent():
+    once = canonicalize("HTTPS://Example.com:443/%7ex/Y?b=%20&a=1#f")
+    assert canonicalize(once) == once
+
+
+@pytest.mark.parametrize("url", ["http://example.com:99999/", "http://[::1/"])
+def test_canonicalize_unparsable_raises_value_error(url):
+    with pytest.raises(ValueError):
+        canonicalize(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://example.com", True),
+        ("https://example.com/x?y=1", True),
+        ("HTTP://EXAMPLE.COM/", True),
+        (" http://example.com/ ", True),
+        ("http://[::1]:8080/", True),
+        ("ftp://example.com/", False),
+        ("mailto:someone@example.com", False),
+        ("javascript:void(0)", False),
+        ("/relative/path", False),
+        ("example.com/path", False),
+        ("http://", False),
+        ("http://[::1", False),
+        ("", False),
+    ],
+)
+def test_is_http_url(url, expected):
+    assert is_http_url(url) is expected
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "expected"),
+    [
+        ("example.com", ["example.com"], True),
+        ("www.example.com", ["example.com"], True),
+        ("a.b.example.com", ["example.com"], True),
+        ("notexample.com", ["example.com"], False),
+        ("example.com.evil.org", ["example.com"], False),
+        ("example.org", ["example.com"], False),
+        ("example.com", ["www.example.com"], False),
+        ("other.org", ["example.com", "other.org"], True),
+        ("example.com", [], False),
+        ("::1", ["::1"], True),
+    ],
+)
+def test_host_in_scope(host, allowed, expected):
+    assert host_in_scope(host, allowed) is expected
+
+
+def test_host_in_scope_accepts_any_iterable():
+    assert host_in_scope("www.example.com", (name for name in ["example.com"])) is True
+
+
+def test_host_origin_and_robots_helpers():
+    assert host_of("http://Ex.COM:81/x") == "ex.com"
+    assert host_of("http://[2001:DB8::1]:8080/") == "2001:db8::1"
+    assert origin_of("https://example.com:8443/a/b?c") == "https://example.com:8443"
+    assert robots_url("https://example.com:8443/x/y?z=1#f") == "https://example.com:8443/robots.txt"
+
+
+BASE = "http://example.com/dir/page?x=1"
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("other", "http://example.com/dir/other"),
+        ("../up", "http://example.com/up"),
+        ("/root?b=2&a=1#frag", "http://example.com/root?a=1&b=2"),
+        ("?q=1", "http://example.com/dir/page?q=1"),
+        (".", "http://example.com/dir/"),
+        ("  /spaced  ", "http://example.com/spaced"),
+        ("//Other.COM/p", "http://other.com/p"),
+        ("https://Other.com:443/p", "https://other.com/p"),
+        ("http://example.com:8080/p", "http://example.com:8080/p"),
+        ("mailto:someone@example.com", None),
+        ("MAILTO:someone@example.com", None),
+        ("javascript:void(0)", None),
+        (" JavaScript:alert(1)", None),
+        ("tel:+123", None),
+        ("data:text/html,hi", None),
+        ("ftp://example.com/file", None),
+        ("#top", None),
+        ("#", None),
+        ("", None),
+        ("   ", None),
+        ("http://[::1", None),
+        ("http://example.com:99999/", None),
+    ],
+)
+def test_resolve_link(href, expected):
+    assert resolve_link(BASE, href) == expected
+
+
+def test_resolve_link_protocol_relative_keeps_base_scheme():
+    assert resolve_link("https://example.com/", "//cdn.example.org/x.js") == "https://cdn.example.org/x.js"
