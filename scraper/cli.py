@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,8 @@ from typing import Any
 from tqdm import tqdm
 
 from ._version import __version__
+from .bench import run_append_benchmark
+from .compare import plot, report, run_comparison
 from .config import (
     BACKENDS,
     DEFAULT_MAX_BYTES,
@@ -30,6 +33,7 @@ from .config import (
     default_workers,
 )
 from .crawl import Crawl
+from .demo import CHART_HINT, run_demo
 from .errors import ScraperError, SeedFileError, UsageError
 from .seeds import parse_seeds
 
@@ -49,14 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose - args.quiet)
     try:
+        if args.bench_append is not None:
+            return run_append_benchmark(args.bench_append, args.workers or default_workers())
         if args.demo:
-            from .demo import run_demo
-
-            return run_demo(args, config_from_args(args, output_default=None))
+            return run_demo(args, config_from_args(args, output_default=None), args.workers)
         if args.seeds is None:
             parser.error("the following arguments are required: SEEDS (or use --demo)")
         config = config_from_args(args)
         seeds = read_seed_file(args.seeds)
+        if args.compare:
+            return run_compare(config, seeds)
         return run_crawl(config, seeds, show_progress=not args.quiet, show_summary=not args.quiet)
     except UsageError as exc:
         print(f"scraper: error: {exc}", file=sys.stderr)
@@ -79,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", metavar="FILE",
                      help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
     out.add_argument("-O", "--overwrite-output", metavar="FILE", help="JSONL output, truncated first")
-    add("-w", "--workers", type=positive_int, default=default_workers(), metavar="N",
-        help="fetcher processes (or threads) (default: number of CPUs, %(default)s here)")
+    add("-w", "--workers", type=positive_int, metavar="N",
+        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
     add("--backend", choices=BACKENDS, default="process", help="worker type (default: %(default)s)")
     add("--depth", type=non_negative_int, default=0, metavar="N",
         help="follow links up to N hops from a seed (default: 0, seeds only)")
@@ -105,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted crawl from its output file (-o): fetch only what is missing")
     add("--start-method", choices=START_METHODS,
         help="multiprocessing start method (default: the platform's)")
+    add("--compare", action="store_true",
+        help="crawl SEEDS serially, on N threads and on N processes; print a table and draw a chart")
     add("--demo", action="store_true",
-        help="serve a generated site on 127.0.0.1 and crawl it (no network needed)")
+        help="compare the backends on a generated I/O-bound and CPU-bound site on 127.0.0.1 "
+             "(no network needed)")
+    add("--bench-append", type=positive_int, nargs="?", const=10_000_000, metavar="N",
+        help="measure ways to append N integers (default 10 million) to one list from "
+             "several processes")
     add("-q", "--quiet", action="count", default=0, help="no progress bar or summary")
     add("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     add("--version", action="version", version=f"scraper {__version__}")
@@ -118,7 +130,7 @@ def config_from_args(args: argparse.Namespace, output_default: str | None = DEFA
     if not output and not args.overwrite_output:
         output = output_default
     return CrawlConfig(
-        workers=args.workers, backend=args.backend, depth=args.depth,
+        workers=args.workers or default_workers(), backend=args.backend, depth=args.depth,
         max_pages=args.max_pages, allow_domain=tuple(args.allow_domain),
         timeout=args.timeout, retries=args.retries, delay=args.delay,
         per_host=args.per_host, max_bytes=args.max_bytes, user_agent=args.user_agent,
@@ -162,6 +174,18 @@ def run_crawl(
             print(f"records written to {config.output_path}", file=sys.stderr)
     if received:
         return ExitStatus.SIGTERM if received[0] == signal.SIGTERM else ExitStatus.SIGINT
+    return ExitStatus.SUCCESS
+
+
+def run_compare(config: CrawlConfig, seeds: Sequence[str]) -> int:
+    """Comparison mode on the user's seeds: table, explanation, chart beside the output."""
+    output = config.output_path or DEFAULT_OUTPUT
+    n = config.workers
+    print(f"comparing: serial, {n} threads, {n} processes ...", file=sys.stderr)
+    results = run_comparison(config, seeds, output)
+    print(report(results, f"{len(seeds)} seed(s), depth {config.depth}"))
+    chart = plot([("crawl", results)], os.path.splitext(output)[0] + ".compare.png")
+    print(f"chart: {chart}" if chart else CHART_HINT)
     return ExitStatus.SUCCESS
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
 import random
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .compare import plot, report, run_comparison
 from .config import CrawlConfig
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
@@ -19,7 +24,8 @@ def generate_site(pages: int = 200, fanout: int = 6, seed: int = 7, padding: int
     """path -> HTML of a site: a tree of pages (page i links to its children
     i*fanout+1 ...), plus a few random links back, a fragment and a duplicate,
     and one link into /private/ (disallowed by robots.txt) and one off-site.
-    `padding` adds that many paragraphs to make pages heavier to parse.
+    `padding` adds that many paragraphs (every tenth with a link) to make
+    pages heavier to parse.
     """
     rng = random.Random(seed)
     site = {"/robots.txt": ROBOTS_TXT}
@@ -30,14 +36,22 @@ def generate_site(pages: int = 200, fanout: int = 6, seed: int = 7, padding: int
         hrefs += [_path(children[0]) + "#top" if children else "/", "/private/secret.html",
                   "http://offsite.invalid/"]  # fmt: skip
         links = "".join(f'<li><a href="{h}">link {n}</a></li>' for n, h in enumerate(hrefs))
-        body = "".join(f"<p>Paragraph {p} of page {i}: {'lorem ipsum ' * 8}</p>" for p in range(padding))
         site[_path(i)] = (
             f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Page {i}</title><meta name=\"description\" content=\"Demo page {i}\">"
-            f"</head><body><h1>Page {i}</h1><ul>{links}</ul>{body}</body></html>"
+            f"</head><body><h1>Page {i}</h1><ul>{links}</ul>{_padding(i, padding, pages)}</body></html>"
         ).encode()
     site["/private/secret.html"] = b"<html><title>secret</title></html>"
     return site
+
+
+def _padding(page: int, paragraphs: int, pages: int) -> str:
+    parts = []
+    for p in range(paragraphs):
+        link = f' <a href="{_path((page * 7 + p) % pages)}">see also</a>' if p % 10 == 0 else ""
+        parts.append(f"<p class=\"text\">Paragraph <b>{p}</b> of page {page}: <i>lorem</i> ipsum "
+                     f"dolor sit amet, <span>consectetur</span> adipiscing elit.{link}</p>")
+    return "".join(parts)
 
 
 def _path(i: int) -> str:
@@ -110,15 +124,61 @@ class SiteServer:
         return Handler
 
 
-def run_demo(args: argparse.Namespace, config: CrawlConfig) -> int:
-    """Serve a 200-page site and crawl it with the configured backend."""
-    from .cli import run_crawl  # the demo is a CLI feature; imported late to keep layers one-way
+def _serve(site_options: dict[str, Any], delay: float, connection: Any) -> None:
+    with SiteServer(generate_site(**site_options), delay=delay) as server:
+        connection.send(server.url("/"))
+        connection.recv()  # any message, or EOF when the parent is gone: stop
 
-    output = config.output_path or "data/demo.jsonl"
-    config = config.replace(
-        depth=max(config.depth, 10), output=None, overwrite_output=output, allow_domain=()
-    )
-    with SiteServer(generate_site()) as server:
-        print(f"demo: serving a 200-page site on {server.url()}; crawling it with "
-              f"{config.workers} {config.backend} workers", file=sys.stderr)  # fmt: skip
-        return run_crawl(config, [server.url("/")], show_progress=not args.quiet)
+
+@contextlib.contextmanager
+def serve_in_process(site_options: dict[str, Any], delay: float = 0.0) -> Iterator[str]:
+    """Serve a generated site from a separate process, so that the server does not
+    share the crawler's GIL or CPU accounting; yields its start URL."""
+    context = multiprocessing.get_context("spawn")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=_serve, args=(site_options, delay, child_end), daemon=True)
+    process.start()
+    child_end.close()
+    try:
+        if not parent_end.poll(30):
+            raise RuntimeError("the demo server did not start")
+        yield parent_end.recv()
+    finally:
+        with contextlib.suppress(OSError):
+            parent_end.send("stop")
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        parent_end.close()
+
+
+# (title, site options, delay per response, workers when -w is not given)
+FLAVOURS = [
+    ("I/O-bound site (light pages, 60 ms per response)",
+     {"pages": 150}, 0.06, 8),
+    ("CPU-bound site (300 KB pages, no delay)",
+     {"pages": 300, "padding": 1500}, 0.0, None),
+]  # fmt: skip
+
+
+def run_demo(args: argparse.Namespace, config: CrawlConfig, workers: int | None) -> int:
+    """Compare serial, threads and processes on an I/O-bound and a CPU-bound local site."""
+    output = config.output_path or os.path.join("data", "demo.jsonl")
+    stem = os.path.splitext(output)[0]
+    sections = []
+    for index, (title, site, delay, default_workers) in enumerate(FLAVOURS):
+        n = workers or default_workers or config.workers
+        run_config = config.replace(workers=n, depth=max(config.depth, 20), allow_domain=())
+        print(f"demo {index + 1}/{len(FLAVOURS)}: {title}: serial, {n} threads, {n} processes ...",
+              file=sys.stderr)  # fmt: skip
+        with serve_in_process(site, delay) as url:
+            results = run_comparison(run_config, [url], f"{stem}.{('io', 'cpu')[index]}.jsonl")
+        print(report(results, title) + "\n")
+        sections.append((title.split(" (")[0], results))
+    chart = plot(sections, f"{stem}.compare.png")
+    print(f"chart: {chart}" if chart else CHART_HINT)
+    return 0
+
+
+CHART_HINT = "chart: not drawn (matplotlib is missing): pip install 'scraper[plot]'"

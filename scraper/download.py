@@ -150,7 +150,8 @@ def fetch_once(
                 target = _redirect_target(response, current)
                 if target is None:
                     _take_body(result, response, limits.max_bytes, deadline)
-                    response.raw.release_conn()  # body read to the end: reuse the connection
+                    if result.error is None:  # the body was read to its end: reuse the connection
+                        response.raw.release_conn()
                     return result
             finally:
                 response.close()  # after release_conn a no-op; otherwise drops the connection

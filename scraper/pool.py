@@ -80,10 +80,12 @@ class WorkerPool:
         hung_after = self.config.timeout + PARSE_GRACE
         found = []
         for slot in self.slots:
-            task_id = slot.current.value if slot.current.value != IDLE else None
+            current = slot.current.value  # read each shared value once: the worker moves on
+            parse_started = slot.parse_started.value
+            task_id = current if current != IDLE else None
             if not slot.worker.is_alive():
                 found.append(Failure(slot.name, task_id, "died"))
-            elif slot.parse_started.value and now - slot.parse_started.value > hung_after:
+            elif parse_started and now - parse_started > hung_after:
                 found.append(Failure(slot.name, task_id, "hung"))
         return found
 
@@ -97,18 +99,19 @@ class WorkerPool:
         self.slots = [self._start_one() for _ in range(self.size)]
 
     def _stop_now(self) -> None:
+        for _ in range(sum(slot.worker.is_alive() for slot in self.slots)):
+            self.tasks.put(None)  # threads cannot be killed: they stop at this sentinel
         for slot in self.slots:
-            if slot.worker.is_alive():
-                self.tasks.put(None)  # threads cannot be killed: they stop at this sentinel
-                slot.worker.kill()
+            slot.worker.kill()
         for slot in self.slots:
             slot.worker.join(1.0)
 
     def stop(self, deadline: float) -> None:
         """Sentinels, then join while draining results until `deadline`, then kill."""
-        for slot in self.slots:
-            if slot.worker.is_alive():
-                self.tasks.put(None)
+        # Count first: a worker may take an early sentinel and exit before we
+        # would have looked at it, and then one sentinel too few would be sent.
+        for _ in range(sum(slot.worker.is_alive() for slot in self.slots)):
+            self.tasks.put(None)
         while any(slot.worker.is_alive() for slot in self.slots) and time.monotonic() < deadline:
             # A worker blocked on a full result pipe can only finish if we read.
             # What arrives now is dropped: those tasks were abandoned, and

@@ -1,0 +1,167 @@
+"""Comparison mode: the same crawl serially, on N threads and on N processes.
+
+It measures wall and CPU time, checks that every run got the same pages,
+prints a table, explains the result in a sentence or two, and draws a chart
+(when matplotlib is installed: `pip install 'scraper[plot]'`).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .api import iter_crawl
+from .config import CrawlConfig
+
+
+@dataclass
+class RunResult:
+    label: str
+    backend: str
+    workers: int
+    pages: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0  # seconds of CPU of every process of the run
+    fetch_ms: float = 0.0  # mean per page
+    parse_ms: float = 0.0  # mean per page
+    speedup: float = 1.0  # pages/s over the serial run's
+    urls: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.pages / self.wall if self.wall > 0 else 0.0
+
+
+def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
+    """Serial (one thread), N threads, N processes: otherwise the same crawl."""
+    n = config.workers
+    return [
+        ("serial", config.replace(backend="thread", workers=1)),
+        (f"{n} threads", config.replace(backend="thread")),
+        (f"{n} processes", config.replace(backend="process")),
+    ]
+
+
+def run_comparison(config: CrawlConfig, seeds: Sequence[str], output: str) -> list[RunResult]:
+    """Run every plan on a fresh output beside `output`; the results, speed-ups set."""
+    stem = os.path.splitext(output)[0]
+    results = []
+    for label, run_config in plan_runs(config):
+        path = f"{stem}.{label.split()[-1]}.jsonl"
+        run_config = run_config.replace(output=None, overwrite_output=path, resume=False)
+        results.append(measure(label, run_config, seeds))
+    serial_rate = results[0].rate
+    for result in results:
+        result.speedup = result.rate / serial_rate if serial_rate else 0.0
+    return results
+
+
+def measure(label: str, config: CrawlConfig, seeds: Sequence[str]) -> RunResult:
+    """One crawl, timed: wall clock, CPU of this process and of its (joined) workers."""
+    result = RunResult(label, config.backend, config.workers)
+    fetch = parse = 0.0
+    cpu_before, started = cpu_seconds(), time.perf_counter()
+    for record in iter_crawl(seeds, config=config):
+        result.pages += 1
+        result.urls.add(record["url"])
+        fetch += record["elapsed_ms"]
+        parse += record["parse_ms"]
+    result.wall = time.perf_counter() - started
+    result.cpu = cpu_seconds() - cpu_before  # the workers were joined: their CPU is counted
+    if result.pages:
+        result.fetch_ms, result.parse_ms = fetch / result.pages, parse / result.pages
+    return result
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of every child it has waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+HEADER = ("run", "backend", "workers", "pages", "wall s", "pages/s", "CPU s",
+          "fetch ms", "parse ms", "speed-up")  # fmt: skip
+
+
+def format_table(results: Sequence[RunResult]) -> str:
+    rows = [HEADER] + [
+        (r.label, r.backend, str(r.workers), str(r.pages), f"{r.wall:.2f}", f"{r.rate:.1f}",
+         f"{r.cpu:.2f}", f"{r.fetch_ms:.1f}", f"{r.parse_ms:.1f}", f"{r.speedup:.2f}x")
+        for r in results
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w)
+                       in enumerate(zip(row, widths, strict=True))) for row in rows]  # fmt: skip
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def same_pages(results: Sequence[RunResult]) -> str:
+    """One sentence: did every run fetch the same set of pages?"""
+    first = results[0].urls
+    differing = [r.label for r in results[1:] if r.urls != first]
+    if not differing:
+        return f"Every run fetched the same {len(first)} pages."
+    return (f"WARNING: the runs fetched different pages ({', '.join(differing)} differ from "
+            f"{results[0].label}); the site may have changed between runs.")  # fmt: skip
+
+
+def explain(results: Sequence[RunResult], cores: int | None = None) -> str:
+    """A plain-language reading of the figures."""
+    serial, threads, processes = results[0], results[1], results[2]
+    cores = cores or os.cpu_count() or 1
+    busy = serial.fetch_ms + serial.parse_ms
+    parse_share = serial.parse_ms / busy if busy else 0.0
+    if parse_share >= 0.4:
+        why = (f"Parsing took {parse_share:.0%} of each page's time in the serial run, and "
+               f"parsing holds the GIL: {threads.label} reached {threads.speedup:.1f}x, while "
+               f"{processes.label} parse on {min(cores, processes.workers)} cores at once and "
+               f"reached {processes.speedup:.1f}x.")  # fmt: skip
+    else:
+        why = (f"Pages spent {1 - parse_share:.0%} of their time waiting for the server, and a "
+               f"thread waiting on a socket releases the GIL: {threads.label} reached "
+               f"{threads.speedup:.1f}x and {processes.label} {processes.speedup:.1f}x, "
+               f"so threads are enough here.")  # fmt: skip
+    cpu = (f" CPU used: {serial.cpu:.1f} s serial, {threads.cpu:.1f} s on threads, "
+           f"{processes.cpu:.1f} s on processes (each process has its own interpreter to feed).")
+    return why + cpu
+
+
+def report(results: Sequence[RunResult], title: str) -> str:
+    return "\n".join([title, "", format_table(results), "", same_pages(results), explain(results)])
+
+
+def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str | None:
+    """Speed-up and fetch/parse time per run, one row per section; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(len(sections), 2, figsize=(11, 3.6 * len(sections)), squeeze=False)
+    for (title, results), (left, right) in zip(sections, axes, strict=True):
+        labels = [r.label for r in results]
+        colours = ["#888888", "#4c72b0", "#dd8452"][: len(results)]
+        bars = left.bar(labels, [r.speedup for r in results], color=colours)
+        left.bar_label(bars, fmt="%.1fx")
+        left.set_title(f"{title}: speed-up over serial")
+        left.set_ylabel("pages/s relative to serial")
+        right.bar(labels, [r.fetch_ms for r in results], label="fetch (wall ms)", color="#55a868")
+        right.bar(labels, [r.parse_ms for r in results], bottom=[r.fetch_ms for r in results],
+                  label="parse (CPU ms)", color="#c44e52")  # fmt: skip
+        right.set_title(f"{title}: where a page's time went")
+        right.set_ylabel("mean ms per page")
+        right.legend()
+    figure.tight_layout()
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
