@@ -117,17 +117,22 @@ def explain(results: Sequence[RunResult], cores: int | None = None) -> str:
     busy = serial.fetch_ms + serial.parse_ms
     parse_share = serial.parse_ms / busy if busy else 0.0
     if parse_share >= 0.4:
-        why = (f"Parsing took {parse_share:.0%} of each page's time in the serial run, and "
-               f"parsing holds the GIL: {threads.label} reached {threads.speedup:.1f}x, while "
-               f"{processes.label} parse on {min(cores, processes.workers)} cores at once and "
-               f"reached {processes.speedup:.1f}x.")  # fmt: skip
+        why = (f"Parsing took {parse_share:.0%} of each page's time in the serial run, and Python "
+               f"holds the GIL for most of it (lxml releases it only while building the tree), "
+               f"so {threads.label} reached {threads.speedup:.1f}x")  # fmt: skip
+        if processes.speedup > threads.speedup * 1.1:
+            why += (f", while {processes.label} parse on {min(cores, processes.workers)} cores "
+                    f"at once and reached {processes.speedup:.1f}x.")  # fmt: skip
+        else:
+            why += (f", and {processes.label} did no better ({processes.speedup:.1f}x): something "
+                    f"else, such as the server or this machine's other load, is the limit.")  # fmt: skip
     else:
         why = (f"Pages spent {1 - parse_share:.0%} of their time waiting for the server, and a "
                f"thread waiting on a socket releases the GIL: {threads.label} reached "
                f"{threads.speedup:.1f}x and {processes.label} {processes.speedup:.1f}x, "
                f"so threads are enough here.")  # fmt: skip
-    cpu = (f" CPU used: {serial.cpu:.1f} s serial, {threads.cpu:.1f} s on threads, "
-           f"{processes.cpu:.1f} s on processes (each process has its own interpreter to feed).")
+    cpu = (f" CPU time of all processes: {serial.cpu:.1f} s serial, {threads.cpu:.1f} s on "
+           f"threads, {processes.cpu:.1f} s on processes.")
     return why + cpu
 
 
@@ -150,6 +155,7 @@ def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str 
         colours = ["#888888", "#4c72b0", "#dd8452"][: len(results)]
         bars = left.bar(labels, [r.speedup for r in results], color=colours)
         left.bar_label(bars, fmt="%.1fx")
+        left.set_ylim(0, max(r.speedup for r in results) * 1.18)
         left.set_title(f"{title}: speed-up over serial")
         left.set_ylabel("pages/s relative to serial")
         right.bar(labels, [r.fetch_ms for r in results], label="fetch (wall ms)", color="#55a868")
@@ -158,6 +164,7 @@ def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str 
         right.set_title(f"{title}: where a page's time went")
         right.set_ylabel("mean ms per page")
         right.legend()
+    figure.suptitle(f"serial vs threads vs processes on {os.cpu_count()} CPU cores", fontsize=11)
     figure.tight_layout()
     folder = os.path.dirname(path)
     if folder:

@@ -46,9 +46,14 @@ def generate_site(pages: int = 200, fanout: int = 6, seed: int = 7, padding: int
 
 
 def _padding(page: int, paragraphs: int, pages: int) -> str:
+    """Article text with links, as on a news page: a few into the site, many out of it."""
     parts = []
     for p in range(paragraphs):
-        link = f' <a href="{_path((page * 7 + p) % pages)}">see also</a>' if p % 10 == 0 else ""
+        link = ""
+        if p % 10 == 0:
+            link = f' <a href="{_path((page * 7 + p) % pages)}">see also</a>'
+        elif p % 5 == 0:
+            link = f' <a href="https://news{p % 7}.example/story/{page}-{p}.html">source</a>'
         parts.append(f"<p class=\"text\">Paragraph <b>{p}</b> of page {page}: <i>lorem</i> ipsum "
                      f"dolor sit amet, <span>consectetur</span> adipiscing elit.{link}</p>")
     return "".join(parts)
