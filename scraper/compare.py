@@ -38,10 +38,11 @@ class RunResult:
 def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
     """Serial (one thread), N threads, N processes: otherwise the same crawl."""
     n = config.workers
+    plural = "s" if n > 1 else ""
     return [
         ("serial", config.replace(backend="thread", workers=1)),
-        (f"{n} threads", config.replace(backend="thread")),
-        (f"{n} processes", config.replace(backend="process")),
+        (f"{n} thread{plural}", config.replace(backend="thread")),
+        (f"{n} process{'es' if plural else ''}", config.replace(backend="process")),
     ]
 
 
@@ -50,7 +51,7 @@ def run_comparison(config: CrawlConfig, seeds: Sequence[str], output: str) -> li
     stem = os.path.splitext(output)[0]
     results = []
     for label, run_config in plan_runs(config):
-        path = f"{stem}.{label.split()[-1]}.jsonl"
+        path = f"{stem}.{('serial', 'threads', 'processes')[len(results)]}.jsonl"
         run_config = run_config.replace(output=None, overwrite_output=path, resume=False)
         results.append(measure(label, run_config, seeds))
     serial_rate = results[0].rate
