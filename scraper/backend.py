@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.util
 import queue
 import signal
 import threading
@@ -49,8 +50,11 @@ class Backend(Protocol):
 
     def JoinableQueue(self) -> Any: ...  # noqa: N802 - mirrors multiprocessing
     def ResultChannel(self) -> ResultChannel: ...  # noqa: N802
-    def Value(self, typecode: str, value: float) -> Any: ...  # noqa: N802
-    def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker: ...
+    def Array(self, typecode: str, size: int, value: float) -> Any: ...  # noqa: N802
+    def fetch_threads(self, wanted: int) -> int: ...
+    def start_worker(
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
+    ) -> Worker: ...
     def parent_alive_check(self) -> Callable[[], bool]: ...
     def close_queue(self, q: Any) -> None: ...
 
@@ -69,12 +73,17 @@ class ProcessBackend:
     def ResultChannel(self) -> ResultChannel:  # noqa: N802
         return _PipeResults(self.context)
 
-    def Value(self, typecode: str, value: float) -> Any:  # noqa: N802
-        return self.context.RawValue(typecode, value)
+    def Array(self, typecode: str, size: int, value: float) -> Any:  # noqa: N802
+        return self.context.RawArray(typecode, [value] * size)
 
-    def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker:
+    def fetch_threads(self, wanted: int) -> int:
+        return wanted  # a process runs several fetch threads: I/O waits overlap, cheaply
+
+    def start_worker(
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
+    ) -> Worker:
         process = self.context.Process(
-            target=_process_entry, args=(target, *args), name=name, daemon=True
+            target=_process_entry, args=(target, threads, *args), name=name, daemon=True
         )
         process.start()
         return process
@@ -95,11 +104,14 @@ class _PipeResults:
     def open(self, name: str) -> Any:
         reader, sender = self.context.Pipe(duplex=False)
         self.readers[name] = reader
-        return sender
+        # A forked child inherits the read ends; it must not hold them, or a worker
+        # whose parent was killed would block on a full pipe instead of seeing EPIPE.
+        multiprocessing.util.register_after_fork(reader, _close_connection)
+        return _LockedSender(sender)
 
     def started(self, name: str, sender: Any) -> None:
         # Only the worker may hold the write end, so that its death reads as EOF.
-        sender.close()
+        sender.connection.close()
 
     def receive(self, timeout: float) -> list[Any]:
         received: list[Any] = []
@@ -126,12 +138,41 @@ class _PipeResults:
         self.readers.clear()
 
 
-def _process_entry(target: Callable[..., None], *args: Any) -> None:
+class _LockedSender:
+    """The write end of a worker's pipe, shared by the fetch threads of that process."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.lock = threading.Lock()
+
+    def send(self, obj: Any) -> None:
+        with self.lock:  # one message at a time on the pipe
+            self.connection.send(obj)
+
+    def __getstate__(self) -> Any:  # spawn pickles it; a lock does not pickle
+        return self.connection
+
+    def __setstate__(self, connection: Any) -> None:
+        self.__init__(connection)
+
+
+def _close_connection(connection: Any) -> None:
+    connection.close()
+
+
+def _process_entry(target: Callable[..., None], threads: int, *args: Any) -> None:
+    """Run `threads` copies of the worker loop in this process, thread i as `index=i`."""
     # The parent alone decides when to stop: a Ctrl-C sent to the whole process
     # group must not kill a worker in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    target(*args)
+    helpers = [threading.Thread(target=target, args=args, kwargs={"index": i}, daemon=True)
+               for i in range(1, threads)]  # fmt: skip
+    for helper in helpers:
+        helper.start()
+    target(*args, index=0)
+    for helper in helpers:
+        helper.join()
 
 
 def _parent_process_alive() -> bool:
@@ -150,10 +191,15 @@ class ThreadBackend:
     def ResultChannel(self) -> ResultChannel:  # noqa: N802
         return _QueueResults()
 
-    def Value(self, typecode: str, value: float) -> Any:  # noqa: N802
-        return _Value(value)
+    def Array(self, typecode: str, size: int, value: float) -> Any:  # noqa: N802
+        return [value] * size
 
-    def start_worker(self, target: Callable[..., None], args: tuple, name: str) -> Worker:
+    def fetch_threads(self, wanted: int) -> int:
+        return 1  # each worker is already a thread
+
+    def start_worker(
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
+    ) -> Worker:
         worker = _ThreadWorker(target, args, name)
         worker.start()
         return worker
@@ -189,13 +235,6 @@ class _QueueResults:
 
     def close(self) -> None:
         pass
-
-
-class _Value:
-    """What multiprocessing.dummy.Value is: a plain holder."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
 
 
 class _ThreadWorker(threading.Thread):

@@ -34,7 +34,7 @@ from .config import (
 )
 from .crawl import Crawl
 from .demo import CHART_HINT, run_demo
-from .errors import ScraperError, SeedFileError, UsageError
+from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError
 from .seeds import parse_seeds
 
 log = logging.getLogger("scraper")
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("-w", "--workers", type=positive_int, metavar="N",
         help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
     add("--backend", choices=BACKENDS, default="process", help="worker type (default: %(default)s)")
+    add("--concurrency", type=positive_int, metavar="N",
+        help="most requests in flight in all (process backend: fetch threads spread over the "
+             "workers; default: tuned while crawling, up to 32 per worker)")
     add("--depth", type=non_negative_int, default=0, metavar="N",
         help="follow links up to N hops from a seed (default: 0, seeds only)")
     add("--max-pages", type=positive_int, metavar="N", help="stop after N pages (records)")
@@ -130,7 +133,8 @@ def config_from_args(args: argparse.Namespace, output_default: str | None = DEFA
     if not output and not args.overwrite_output:
         output = output_default
     return CrawlConfig(
-        workers=args.workers or default_workers(), backend=args.backend, depth=args.depth,
+        workers=args.workers or default_workers(), backend=args.backend,
+        concurrency=args.concurrency, depth=args.depth,
         max_pages=args.max_pages, allow_domain=tuple(args.allow_domain),
         timeout=args.timeout, retries=args.retries, delay=args.delay,
         per_host=args.per_host, max_bytes=args.max_bytes, user_agent=args.user_agent,
@@ -163,11 +167,17 @@ def run_crawl(
 ) -> int:
     """Run one crawl with a progress bar and signal handling; the exit status."""
     crawl = Crawl(config, seeds)
-    with crawl, _stop_on_signals(crawl) as received, _progress(show_progress) as bar:
-        for record in crawl.run():
-            bar.update(1)
-            if record["error"]:
-                bar.set_postfix(errors=sum(crawl.stats.errors.values()), refresh=False)
+    # The handlers stay installed until the crawl is closed, so that a signal
+    # during shutdown cannot skip the journal's flush.
+    with _stop_on_signals(crawl) as received:
+        try:
+            with crawl, _progress(show_progress) as bar:
+                for record in crawl.run():
+                    bar.update(1)
+                    if record["error"]:
+                        bar.set_postfix(errors=sum(crawl.stats.errors.values()), refresh=False)
+        except CrawlInterrupted:
+            pass  # a second signal: the crawl was closed at once
     if show_summary:
         print(crawl.stats.summary(), file=sys.stderr)
         if config.output_path:
@@ -196,10 +206,11 @@ def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
 
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
-        if len(received) > 1:
-            raise KeyboardInterrupt
-        log.warning("stopping: finishing the pages in flight (press Ctrl-C again to quit now)")
-        crawl.stop()
+        if len(received) == 2:
+            raise CrawlInterrupted(signum)
+        if len(received) == 1:
+            log.warning("stopping: finishing the pages in flight (press Ctrl-C again to quit now)")
+            crawl.stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -39,10 +39,11 @@ def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
     """Serial (one thread), N threads, N processes: otherwise the same crawl."""
     n = config.workers
     plural = "s" if n > 1 else ""
+    # One fetch thread per process: the comparison is threads against processes.
     return [
         ("serial", config.replace(backend="thread", workers=1)),
         (f"{n} thread{plural}", config.replace(backend="thread")),
-        (f"{n} process{'es' if plural else ''}", config.replace(backend="process")),
+        (f"{n} process{'es' if plural else ''}", config.replace(backend="process", concurrency=n)),
     ]
 
 

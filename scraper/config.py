@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,10 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
 DEFAULT_PER_HOST = 8
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# Fetch threads per worker process when --concurrency is not given. Idle
+# threads cost little memory (2 processes x 32 threads ~ 50 MB in all); how
+# many are busy is tuned while crawling (scheduler.InFlightLimit).
+AUTO_THREADS_PER_WORKER = 32
 BACKENDS = ("process", "thread")
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -42,6 +47,7 @@ class CrawlConfig:
 
     workers: int = field(default_factory=default_workers)
     backend: str = "process"
+    concurrency: int | None = None
     depth: int = 0
     max_pages: int | None = None
     allow_domain: tuple[str, ...] = ()
@@ -76,6 +82,10 @@ class CrawlConfig:
     def _validate(self) -> None:
         _check(_is_int(self.workers) and self.workers >= 1, "workers must be an integer >= 1")
         _check(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
+        _check(
+            self.concurrency is None or (_is_int(self.concurrency) and self.concurrency >= 1),
+            "concurrency must be an integer >= 1",
+        )
         _check(_is_int(self.depth) and self.depth >= 0, "depth must be an integer >= 0")
         _check(
             self.max_pages is None or (_is_int(self.max_pages) and self.max_pages >= 1),
@@ -99,6 +109,16 @@ class CrawlConfig:
                "resume continues its output: give it with -o/output, not -O/overwrite_output")
         _check(not self.resume or bool(self.output), "resume needs the output file of the crawl")
         _check(self.parse is None or callable(self.parse), "parse must be a callable")
+        _check(self.parse is None or _picklable(self.parse),
+               "parse must be a top-level function of a module (it is sent to worker processes)")
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Fetch threads in each worker process: enough for `concurrency`, or the
+        automatic ceiling (the scheduler then decides how many are busy)."""
+        if self.concurrency is None:
+            return AUTO_THREADS_PER_WORKER
+        return -(-self.concurrency // self.workers)  # ceiling division
 
     @property
     def output_path(self) -> str | None:
@@ -115,6 +135,14 @@ class CrawlConfig:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise UsageError(message)
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
 
 
 def _is_int(value: object) -> bool:
@@ -135,10 +163,11 @@ def _normalize_domains(domains: Iterable[str] | str) -> tuple[str, ...]:
     names = []
     for domain in domains:
         _check(isinstance(domain, str), f"bad domain: {domain!r}")
-        text = domain.strip().lower()
+        text = domain.strip().lower().removeprefix("*.")  # subdomains are always included
         try:  # "host", "host:port", "[::1]:8080": a port is ignored ("any port")
             name = (urlsplit("//" + text).hostname or "").strip(".")
-        except ValueError:
+            name = name.encode("idna").decode("ascii") if ":" not in name else name  # as in URLs
+        except (ValueError, UnicodeError):
             name = ""
         _check(bool(name) and "/" not in text and " " not in text, f"bad domain: {domain!r}")
         names.append(name)

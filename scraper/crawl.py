@@ -28,6 +28,7 @@ from . import errors
 from .aggregator import Aggregator
 from .backend import get_backend
 from .config import CrawlConfig
+from .errors import ScraperError
 from .journal import Journal, read_records
 from .pool import PARSE_GRACE, WorkerPool
 from .records import Result, failed_record
@@ -41,6 +42,9 @@ TICK = 0.05  # seconds the main loop waits for results before it looks at the re
 STOP_JOIN = 5.0  # seconds workers get to exit after their sentinel at the end
 # After Ctrl-C, pages in flight get this long (at most --timeout) to finish.
 STOP_GRACE = 3.0
+# Restarts in a row with no result in between before the crawl gives up
+# (workers that die at start-up, e.g. a parse callback they cannot import).
+MAX_FRUITLESS_RESTARTS = 3
 
 
 class Crawl:
@@ -52,6 +56,8 @@ class Crawl:
         self.allowed_hosts = allowed_hosts(self.seeds, config.allow_domain)
         self.stats = CrawlStats()
         self._stop_deadline: float | None = None
+        self._fruitless_restarts = 0  # pool restarts since the last result
+        self.scheduler: Scheduler | None = None  # the roles exist between enter and exit
 
     def __enter__(self) -> Crawl:
         config = self.config
@@ -61,7 +67,8 @@ class Crawl:
         self.pool = WorkerPool(get_backend(config.backend, config.start_method),
                                config.workers, config, self.allowed_hosts)  # fmt: skip
         self.aggregator = Aggregator(self.pool.results, self.stats, journal)
-        self.scheduler = Scheduler(config, self.pool.tasks, self.allowed_hosts)
+        self.scheduler = Scheduler(config, self.pool.tasks, self.allowed_hosts,
+                                   slots=config.workers * self.pool.threads)  # fmt: skip
         try:
             self.pool.start()
         except BaseException:
@@ -74,28 +81,40 @@ class Crawl:
 
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
-        if self.config.resume and self.config.output_path:
-            self._restore(self.config.output_path)
+        resume_from = self.config.output_path if self.config.resume else None
+        depths = self._mark_done(resume_from) if resume_from else []
         self.scheduler.add_seeds(self.seeds)
+        for depth in depths:
+            self._offer_links(resume_from, depth)
         while not self.scheduler.finished() and not self._stop_expired():
             self.scheduler.fill()
             yield from self._collect(self.aggregator.drain(TICK))
             yield from self._recover_failed_workers()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
 
-    def _restore(self, path: str) -> None:
-        """Resume: the pages in `path` are done; their links are the frontier."""
-        frontier = self.scheduler.frontier
+    def _mark_done(self, path: str) -> list[int]:
+        """Resume, part 1: every page in `path` is done. The depths found, in order."""
+        depths = set()
         for record in read_records(path):
-            frontier.mark_done(record["url"])
+            self.scheduler.frontier.mark_done(record["url"])
             self.stats.resumed += 1
+            depths.add(record.get("depth", 0))
+        return sorted(depth for depth in depths if depth < self.config.depth)
+
+    def _offer_links(self, path: str, depth: int) -> None:
+        """Resume, part 2: the links of the recorded pages at `depth` are the frontier.
+
+        One pass per depth, lowest first, so that a page gets the depth a
+        breadth-first crawl gives it (the seeds were offered before).
+        """
         for record in read_records(path):
-            depth = record.get("depth", 0)
-            if depth < self.config.depth:
+            if record.get("depth", 0) == depth:
                 for link in record.get("links") or ():
-                    frontier.offer(link, depth + 1, parent=record["url"])
+                    self.scheduler.frontier.offer(link, depth + 1, parent=record["url"])
 
     def _collect(self, results: list[Result]) -> list[dict[str, Any]]:
+        if results:
+            self._fruitless_restarts = 0
         pages = [result for result in results if self.scheduler.complete(result)]
         for result in pages:
             self.aggregator.add(result)
@@ -110,9 +129,16 @@ class Crawl:
         for failure in failures:
             log.warning("worker %s %s; restarting the workers", failure.worker, failure.reason)
         self.stats.workers_replaced += len(failures)
+        self._fruitless_restarts += 1
+        if self._fruitless_restarts > MAX_FRUITLESS_RESTARTS:
+            raise ScraperError(
+                "the workers keep dying before they finish any task; if you passed a parse "
+                "callback, it must be importable by worker processes (a top-level function "
+                "of a module, not one defined under `if __name__ == '__main__':`)"
+            )
         self.pool.restart()
         self.aggregator.results = self.pool.results
-        culprits = {f.task_id: f for f in failures if f.task_id is not None}
+        culprits = {task_id: f for f in failures for task_id in f.task_ids}
         reasons = {task_id: f.reason for task_id, f in culprits.items()}
         failed = []
         for task in self.scheduler.requeue(self.pool.tasks, reasons):
@@ -124,7 +150,7 @@ class Crawl:
 
     def stop(self) -> None:
         """Stop scheduling; in-flight tasks get until their deadline to finish."""
-        if self._stop_deadline is None:
+        if self._stop_deadline is None and self.scheduler is not None:
             self.stats.interrupted = True
             self.scheduler.stop()
             grace = min(self.config.timeout, STOP_GRACE)
@@ -150,8 +176,8 @@ class Crawl:
     def _stop_workers(self) -> None:
         # Normally instant (every worker is idle); after a stop, pages still
         # in flight are abandoned (--resume fetches them again).
-        join = STOP_JOIN if self._stop_deadline is None else 1.0
-        self.pool.stop(time.monotonic() + join)
+        early = self._stop_deadline is not None or not self.scheduler.finished()
+        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), discard_queued=early)
 
 
 def allowed_hosts(seeds: Sequence[str], allow_domain: Sequence[str]) -> tuple[str, ...]:

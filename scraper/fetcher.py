@@ -18,7 +18,7 @@ from . import errors
 from .config import CrawlConfig
 from .download import Download, Limits, download, new_session
 from .parse import compile_select, is_html, parse_page, split_content_type
-from .records import ROBOTS, Result, Task, new_record
+from .records import ROBOTS, Result, Task, failed_record, new_record
 from .urls import host_in_scope, host_of
 
 GET_TIMEOUT = 0.5  # seconds between checks that the parent is still alive
@@ -35,9 +35,11 @@ class Fetcher:
         name: str,
         allowed_hosts: tuple[str, ...],
         parse_started: Any = None,
+        index: int = 0,
     ) -> None:
         self.config = config
-        self.parse_started = parse_started
+        self.parse_started = parse_started  # shared array: when this thread's parse began
+        self.index = index
         self.name = name
         self.allowed_hosts = allowed_hosts
         self.session = new_session(config.user_agent)
@@ -53,6 +55,12 @@ class Fetcher:
 
     def handle(self, task: Task) -> Result:
         """Fetch and parse one task; never raises."""
+        started = time.thread_time()
+        result = self._handle(task)
+        result.cpu_ms = (time.thread_time() - started) * 1000
+        return result
+
+    def _handle(self, task: Task) -> Result:
         record = new_record(task, self.name)
         record["fields"] = {name: [] for name in self.selects}
         try:
@@ -78,7 +86,7 @@ class Fetcher:
     def _parse_into(self, record: dict[str, Any], fetched: Download) -> None:
         started = time.thread_time()  # CPU time of this thread: right for both backends
         if self.parse_started is not None:
-            self.parse_started.value = time.time()
+            self.parse_started[self.index] = time.time()
         try:
             if is_html(record["content_type"], fetched.body):
                 page = parse_page(fetched.body, fetched.content_type, record["final_url"], self.selects)
@@ -93,7 +101,7 @@ class Fetcher:
         finally:
             record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
             if self.parse_started is not None:
-                self.parse_started.value = 0.0
+                self.parse_started[self.index] = 0.0
 
 
 def fill_from_download(record: dict[str, Any], fetched: Download) -> None:
@@ -111,8 +119,21 @@ def run_parse_callback(callback: Callable[..., Any], record: dict[str, Any], tre
         return
     if not isinstance(extra, dict):
         raise TypeError(f"parse callback returned {type(extra).__name__}, not dict")
-    json.dumps(extra, allow_nan=False)  # fails here, as a parse error, not in the writer
+    # Fails here, as a parse error, rather than in the writer (NaN, lone surrogates...).
+    json.dumps(extra, allow_nan=False, ensure_ascii=False).encode("utf-8")
     record["fields"] = {**record["fields"], **extra}
+
+
+def send_result(results: Any, result: Result, worker: str) -> None:
+    """Send a result; one that cannot be pickled is replaced by an error record
+    (as concurrent.futures' _sendback_result does), so the worker lives on."""
+    try:
+        results.send(result)
+    except OSError:
+        raise
+    except Exception as exc:
+        error = f"{errors.INTERNAL}: result could not be sent: {type(exc).__name__}: {exc}"[:300]
+        results.send(Result(result.task, failed_record(result.task, worker, error)))
 
 
 def worker_main(
@@ -124,14 +145,16 @@ def worker_main(
     config: CrawlConfig,
     allowed_hosts: tuple[str, ...],
     parent_alive: Callable[[], bool],
+    index: int = 0,
 ) -> None:
     """The worker loop: get a task, handle it, send the result, task_done().
 
-    `current.value` holds the id of the task in hand (IDLE otherwise) and
-    `parse_started.value` the time its parse began, so that the pool can
+    A process may run several of these loops in threads; loop `index` keeps
+    the id of the task in hand in `current[index]` (IDLE otherwise) and the
+    time its parse began in `parse_started[index]`, so that the pool can
     retry the task if this worker dies or hangs.
     """
-    fetcher = Fetcher(config, name, allowed_hosts, parse_started)
+    fetcher = Fetcher(config, name, allowed_hosts, parse_started, index)
     try:
         while True:
             try:
@@ -143,12 +166,12 @@ def worker_main(
             try:
                 if task is None:
                     return
-                current.value = task.id
-                results.send(fetcher.handle(task))
+                current[index] = task.id
+                send_result(results, fetcher.handle(task), name)
             except OSError:  # the result pipe is closed: the parent is gone
                 return
             finally:
-                current.value = IDLE
+                current[index] = IDLE
                 tasks.task_done()
     finally:
         fetcher.close()

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from .records import PAGE, ROBOTS, Task
 from .robots import RobotsRules
 from .urls import host_in_scope, host_of, origin_of, robots_url
+
+log = logging.getLogger(__name__)
+
+# robots.txt may ask for any Crawl-delay; more than this is taken as this.
+MAX_CRAWL_DELAY = 60.0
 
 # Why a URL was not scheduled (the summary counts them).
 SKIP_DUPLICATE = "duplicate"
@@ -40,6 +46,12 @@ class HostSlot:
 
     def ready_at(self) -> float:
         return self.last_start + self.delay
+
+    def limit(self, per_host: int) -> int:
+        """Requests in flight allowed. With a delay, one at a time: a task waits in
+        the queue for a free worker, so only a finished request tells when the
+        next one may start without coming too soon after it (wget --wait)."""
+        return 1 if self.delay > 0 else per_host
 
 
 @dataclass
@@ -144,7 +156,10 @@ class Frontier:
         origin = self._origins[origin_of(task.url)]
         origin.rules = RobotsRules(text)
         slot = self._hosts[host_of(task.url)]
-        slot.delay = max(slot.delay, self.delay, origin.rules.crawl_delay(self.user_agent))
+        crawl_delay = origin.rules.crawl_delay(self.user_agent)
+        if crawl_delay > MAX_CRAWL_DELAY:
+            log.warning("%s asks for Crawl-delay %g s; using %g s", task.url, crawl_delay, MAX_CRAWL_DELAY)
+        slot.delay = max(slot.delay, self.delay, min(crawl_delay, MAX_CRAWL_DELAY))
         waiting, origin.waiting = origin.waiting, []
         for page in waiting:
             self._admit(page, origin.rules)
@@ -160,7 +175,7 @@ class Frontier:
         for host, slot in self._hosts.items():
             if not slot.queue or slot.queue[0][0] != level:
                 continue
-            if slot.in_flight >= self.per_host or now < slot.ready_at():
+            if slot.in_flight >= slot.limit(self.per_host) or now < slot.ready_at():
                 continue
             seq = slot.queue[0][1]
             if best is None or seq < best[0]:
@@ -177,10 +192,13 @@ class Frontier:
         """The lowest depth with open tasks: the only depth handed out now."""
         return min(self._open_by_depth) if self._open_by_depth else None
 
-    def done(self, task: Task) -> None:
-        """A task handed out by next_ready() has its result."""
+    def done(self, task: Task, now: float) -> None:
+        """A task handed out by next_ready() has its result (at `now`)."""
         if task.kind == PAGE:
-            self._hosts[host_of(task.url)].in_flight -= 1
+            slot = self._hosts[host_of(task.url)]
+            slot.in_flight -= 1
+            if slot.delay > 0:
+                slot.last_start = max(slot.last_start, now)  # the delay counts from the end
             self._close(task.depth)
 
     def _close(self, depth: int) -> None:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .errors import UsageError
+
 log = logging.getLogger(__name__)
 
 FSYNC_EVERY = 2.0  # seconds: at most this much output is lost on power failure
@@ -29,13 +31,16 @@ class Journal:
     """Appends (or, with overwrite, truncates first) a JSONL file."""
 
     def __init__(self, path: str, overwrite: bool = False) -> None:
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        if not overwrite:
-            repair_tail(path)  # never glue a new record onto a torn one
         self.path = path
-        self._file = open(path, "w" if overwrite else "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        try:
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            if not overwrite:
+                repair_tail(path)  # never glue a new record onto a torn one
+            self._file = open(path, "w" if overwrite else "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot write the output {path!r}: {exc.strerror or exc}") from None
         self._last_sync = time.monotonic()
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:

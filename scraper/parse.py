@@ -150,7 +150,7 @@ def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> Parsed
     canonical = _XP_CANONICAL(tree)
     return ParsedPage(
         title=collapse(title[0].text_content()) or None if title else None,
-        description=collapse(description[0]) if description else None,
+        description=collapse(description[0]) or None if description else None,
         lang=collapse(tree.getroottree().getroot().get("lang")) or None,
         canonical=resolve_link(base, canonical[0]) if canonical else None,
         links=extract_links(tree, base),

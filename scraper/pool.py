@@ -10,7 +10,9 @@ every task still in flight on the new queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from .fetcher import IDLE, worker_main
 log = logging.getLogger(__name__)
 
 JOIN_POLL = 0.05  # seconds between liveness checks while stopping
+DISCARD_WAIT = 0.05  # seconds to wait for queued tasks still on their way into the queue
 # A parse (user callback included) running this much longer than --timeout is hung.
 PARSE_GRACE = 5.0
 
@@ -30,16 +33,16 @@ PARSE_GRACE = 5.0
 class _Slot:
     name: str
     worker: Worker
-    current: Any  # shared: id of the task in hand, IDLE when idle
-    parse_started: Any  # shared: time.time() when its parse began, 0 otherwise
+    current: Any  # shared, one per fetch thread: id of the task in hand, IDLE when idle
+    parse_started: Any  # shared, one per fetch thread: time.time() its parse began, or 0
 
 
 @dataclass(frozen=True)
 class Failure:
-    """A worker that died or hung, and the task it held (None if idle)."""
+    """A worker that died or hung, and the tasks to blame it on."""
 
     worker: str
-    task_id: int | None
+    task_ids: tuple[int, ...]
     reason: str
 
 
@@ -55,6 +58,7 @@ class WorkerPool:
         self.allowed_hosts = allowed_hosts
         self.slots: list[_Slot] = []
         self._started = 0
+        self.threads = backend.fetch_threads(config.threads_per_worker)
         self.tasks = backend.JoinableQueue()
         self.results = backend.ResultChannel()
 
@@ -65,28 +69,34 @@ class WorkerPool:
     def _start_one(self) -> _Slot:
         self._started += 1
         name = f"{self.backend.name}-{self._started}"
-        current = self.backend.Value("q", IDLE)
-        parse_started = self.backend.Value("d", 0.0)
+        current = self.backend.Array("q", self.threads, IDLE)
+        parse_started = self.backend.Array("d", self.threads, 0.0)
         sender = self.results.open(name)
         args = (name, self.tasks, sender, current, parse_started, self.config,
                 self.allowed_hosts, self.backend.parent_alive_check())  # fmt: skip
-        worker = self.backend.start_worker(worker_main, args, name)
+        worker = self.backend.start_worker(worker_main, args, name, self.threads)
         self.results.started(name, sender)
         return _Slot(name, worker, current, parse_started)
 
     def failures(self, now: float | None = None) -> list[Failure]:
-        """Workers that died, or whose parse has hung past the deadline."""
+        """Workers that died (blamed on every task they held) or whose parse hung."""
         now = time.time() if now is None else now
         hung_after = self.config.timeout + PARSE_GRACE
         found = []
         for slot in self.slots:
-            current = slot.current.value  # read each shared value once: the worker moves on
-            parse_started = slot.parse_started.value
-            task_id = current if current != IDLE else None
+            # Copy the shared values once: the worker goes on writing them.
+            held = [(task_id, started) for task_id, started
+                    in zip(list(slot.current), list(slot.parse_started), strict=True)
+                    if task_id != IDLE]  # fmt: skip
             if not slot.worker.is_alive():
-                found.append(Failure(slot.name, task_id, "died"))
-            elif parse_started and now - parse_started > hung_after:
-                found.append(Failure(slot.name, task_id, "hung"))
+                # A crash while parsing (a segfault in a C extension) is the parsing
+                # page's fault; any other death (SIGKILL, OOM) is blamed on all it held.
+                parsing = tuple(task_id for task_id, started in held if started)
+                found.append(Failure(slot.name, parsing or tuple(t for t, _ in held), "died"))
+                continue
+            hung = tuple(task_id for task_id, started in held if started and now - started > hung_after)
+            if hung:
+                found.append(Failure(slot.name, hung, "hung"))
         return found
 
     def restart(self) -> None:
@@ -98,20 +108,35 @@ class WorkerPool:
         self.results = self.backend.ResultChannel()
         self.slots = [self._start_one() for _ in range(self.size)]
 
+    def _send_sentinels(self) -> None:
+        # Count first: a worker may take an early sentinel and exit before we
+        # would have looked at it, and then one sentinel too few would be sent.
+        for _ in range(sum(slot.worker.is_alive() for slot in self.slots) * self.threads):
+            self.tasks.put(None)
+
+    def _discard_queued_tasks(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.tasks.get(timeout=DISCARD_WAIT)
+                self.tasks.task_done()
+
     def _stop_now(self) -> None:
-        for _ in range(sum(slot.worker.is_alive() for slot in self.slots)):
-            self.tasks.put(None)  # threads cannot be killed: they stop at this sentinel
+        self._discard_queued_tasks()
+        self._send_sentinels()  # threads cannot be killed: they stop at a sentinel
         for slot in self.slots:
             slot.worker.kill()
         for slot in self.slots:
             slot.worker.join(1.0)
 
-    def stop(self, deadline: float) -> None:
-        """Sentinels, then join while draining results until `deadline`, then kill."""
-        # Count first: a worker may take an early sentinel and exit before we
-        # would have looked at it, and then one sentinel too few would be sent.
-        for _ in range(sum(slot.worker.is_alive() for slot in self.slots)):
-            self.tasks.put(None)
+    def stop(self, deadline: float, discard_queued: bool = False) -> None:
+        """Sentinels, then join while draining results until `deadline`, then kill.
+
+        `discard_queued`: the crawl ended early; tasks not started yet are
+        dropped, so that the sentinels are not queued behind them.
+        """
+        if discard_queued:
+            self._discard_queued_tasks()
+        self._send_sentinels()
         while any(slot.worker.is_alive() for slot in self.slots) and time.monotonic() < deadline:
             # A worker blocked on a full result pipe can only finish if we read.
             # What arrives now is dropped: those tasks were abandoned, and

@@ -35,6 +35,7 @@ class Result:
     task: Task
     record: dict[str, Any]
     robots_txt: str | None = None
+    cpu_ms: float = 0.0  # CPU the fetch thread spent on the task (fetch + parse)
 
 
 def utc_now() -> str:

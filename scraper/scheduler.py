@@ -17,10 +17,61 @@ from .config import CrawlConfig
 from .frontier import Frontier
 from .records import ROBOTS, Result, Task
 
-# Tasks queued beyond one per worker: enough that a worker finishing a task
-# finds the next one waiting, few enough that politeness decisions stay fresh
-# (the idea of concurrent.futures' EXTRA_QUEUED_CALLS).
+# Tasks queued beyond one per fetch thread: enough that a worker finishing a
+# task finds the next one waiting, few enough that politeness decisions stay
+# fresh (the idea of concurrent.futures' EXTRA_QUEUED_CALLS).
 EXTRA_QUEUED = 2
+
+
+class InFlightLimit:
+    """How many tasks the scheduler keeps in flight.
+
+    With one fetch thread per worker, or a fixed --concurrency, the limit is
+    fixed. Otherwise it follows how busy the worker processes' cores are:
+    every WINDOW results it compares the CPU the fetch threads used with the
+    CPU the worker processes could have used in that time, and scales the
+    limit towards TARGET_BUSY. Waiting on the network costs no CPU, so an
+    I/O-bound crawl climbs to the ceiling in a few windows; a parse-bound one
+    stays near one or two tasks per core, where extra threads would only
+    fight over the GIL.
+    """
+
+    WINDOW = 32  # results between two adjustments
+    TARGET_BUSY = 0.9  # share of the workers' cores to aim for
+    MAX_STEP = 2.0  # at most double (or halve) per window
+
+    def __init__(
+        self, workers: int, slots: int, concurrency: int | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.workers = workers
+        self.ceiling = slots + EXTRA_QUEUED
+        if concurrency is not None:  # queued tasks count too: the cap is exact
+            self.ceiling = min(self.ceiling, concurrency)
+        self.floor = min(self.ceiling, workers + EXTRA_QUEUED)
+        self.adaptive = concurrency is None and slots > workers
+        self.value = min(self.ceiling, 4 * workers + EXTRA_QUEUED) if self.adaptive else self.ceiling
+        self.clock = clock
+        self._window_start = clock()
+        self._cpu_ms = 0.0
+        self._count = 0
+
+    def observe(self, cpu_ms: float) -> None:
+        """One result came back, whose task used `cpu_ms` of a fetch thread's CPU."""
+        if not self.adaptive:
+            return
+        self._cpu_ms += cpu_ms
+        self._count += 1
+        if self._count >= self.WINDOW:
+            now = self.clock()
+            self.adjust(self._cpu_ms, (now - self._window_start) * 1000)
+            self._window_start, self._cpu_ms, self._count = now, 0.0, 0
+
+    def adjust(self, cpu_ms: float, wall_ms: float) -> None:
+        busy = cpu_ms / (wall_ms * self.workers) if wall_ms > 0 else 1.0
+        step = self.TARGET_BUSY / busy if busy > 0 else self.MAX_STEP
+        step = max(1 / self.MAX_STEP, min(self.MAX_STEP, step))
+        self.value = max(self.floor, min(self.ceiling, round(self.value * step)))
 
 
 class Scheduler:
@@ -30,6 +81,7 @@ class Scheduler:
         tasks: Any,
         allowed_hosts: tuple[str, ...],
         clock: Callable[[], float] = time.monotonic,
+        slots: int | None = None,
     ) -> None:
         self.config = config
         self.tasks = tasks
@@ -44,7 +96,8 @@ class Scheduler:
             obey_robots=not config.ignore_robots,
         )
         self.in_flight: dict[int, Task] = {}
-        self.capacity = config.workers + EXTRA_QUEUED
+        # `slots`: fetch threads in all workers (one per worker unless they run several).
+        self.limit = InFlightLimit(config.workers, slots or config.workers, config.concurrency)
         self.stopping = False
 
     def add_seeds(self, urls: Iterable[str]) -> None:
@@ -54,7 +107,7 @@ class Scheduler:
     def fill(self) -> int:
         """Put ready tasks on the queue up to capacity; how many were put."""
         put = 0
-        while not self.stopping and len(self.in_flight) < self.capacity:
+        while not self.stopping and len(self.in_flight) < self.limit.value:
             task = self.frontier.next_ready(self.clock())
             if task is None:
                 break
@@ -68,7 +121,8 @@ class Scheduler:
         task = self.in_flight.pop(result.task.id, None)
         if task is None:
             return False  # a late duplicate of a task already settled (its worker died)
-        self.frontier.done(task)
+        self.limit.observe(result.cpu_ms)
+        self.frontier.done(task, self.clock())
         if task.kind == ROBOTS:
             self.frontier.robots_arrived(task, result.robots_txt)
             return False

@@ -326,17 +326,25 @@ def test_every_worker_stops_even_if_the_main_thread_is_preempted(small_site, mon
 
 
 class ParseEndsBetweenReads:
-    """A worker's shared `parse_started` whose parse ends (value back to 0) just after the
-    pool's first read: the other process writes between two reads of shared memory."""
+    """A worker's shared `parse_started` array whose parse ends (value back to 0) just after
+    the pool's first read: the other process writes between two reads of shared memory."""
 
     def __init__(self) -> None:
-        self.started = time.time()
+        self.started = time.time()  # a parse that began just now...
         self.reads = 0
 
-    @property
-    def value(self) -> float:
+    def _read(self) -> float:
         self.reads += 1
-        return self.started if self.reads == 1 else 0.0
+        return self.started if self.reads == 1 else 0.0  # ...and has just ended
+
+    def __iter__(self):
+        return iter([self._read()])
+
+    def __getitem__(self, index: int) -> float:
+        return self._read()
+
+    def __len__(self) -> int:
+        return 1
 
 
 def test_a_parse_that_just_ended_is_not_taken_for_a_hung_worker():
@@ -346,6 +354,7 @@ def test_a_parse_that_just_ended_is_not_taken_for_a_hung_worker():
     pool = WorkerPool(scraper.backend.get_backend("thread"), 1, config, ("127.0.0.1",))
     pool.start()
     try:
+        pool.slots[0].current = [7]  # a task in hand
         pool.slots[0].parse_started = ParseEndsBetweenReads()
         failures = pool.failures()
     finally:

@@ -134,7 +134,7 @@ def test_robots_task_first_and_pages_wait_for_it():
     clock.advance(100)
     assert frontier.next_ready(clock.now) is None  # pages wait for robots.txt
     assert frontier.has_pending() is True
-    frontier.done(robots)
+    frontier.done(robots, 0.0)
     frontier.robots_arrived(robots, "User-agent: *\nDisallow:\n")
     tasks = drain(frontier, clock.now)
     assert urls(tasks) == [f"{SITE}/a", f"{SITE}/b"]
@@ -199,7 +199,7 @@ def test_everything_disallowed_leaves_nothing_pending():
     frontier.offer(f"{SITE}/a", 0)
     frontier.offer(f"{SITE}/b", 0)
     robots = frontier.next_ready(0.0)
-    frontier.done(robots)
+    frontier.done(robots, 0.0)
     frontier.robots_arrived(robots, "User-agent: *\nDisallow: /\n")
     assert frontier.skipped == {SKIP_ROBOTS: 2}
     assert frontier.next_ready(0.0) is None
@@ -223,9 +223,9 @@ def test_per_host_caps_tasks_in_flight():
     frontier.offer("http://other.org/x", 0)  # offsite, ignored
     first = drain(frontier, 0.0)
     assert urls(first) == [f"{SITE}/0", f"{SITE}/1"]
-    frontier.done(first[0])
+    frontier.done(first[0], 0.0)
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/2"]
-    frontier.done(first[1])
+    frontier.done(first[1], 0.0)
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/3"]
 
 
@@ -236,28 +236,44 @@ def test_per_host_cap_is_per_host():
     assert urls(drain(frontier, 0.0)) == ["http://a.org/1", "http://b.org/1"]
 
 
-def test_delay_between_two_starts_on_the_same_host():
+def test_delay_spaces_requests_to_one_host_one_at_a_time():
     clock = FakeClock()
     frontier = make(delay=2.0, allowed_hosts=("example.com", "other.org"))
     for url in (f"{SITE}/1", f"{SITE}/2", "http://other.org/1"):
         frontier.offer(url, 0)
-    assert urls(drain(frontier, clock.now)) == [f"{SITE}/1", "http://other.org/1"]
-    clock.advance(1.5)
+    first, other = drain(frontier, clock.now)
+    assert urls([first, other]) == [f"{SITE}/1", "http://other.org/1"]
+    clock.advance(2.0)
+    assert frontier.next_ready(clock.now) is None  # /1 is still in flight
+    frontier.done(first, clock.now)
+    clock.advance(1.9)
     assert frontier.next_ready(clock.now) is None
-    clock.advance(0.5)
+    clock.advance(0.1)
     assert frontier.next_ready(clock.now).url == f"{SITE}/2"
 
 
-def test_delay_counts_from_the_start_not_from_done():
+def test_delay_counts_from_the_end_of_the_previous_request():
     clock = FakeClock()
     frontier = make(delay=1.0)
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
     first = frontier.next_ready(clock.now)
     clock.advance(0.5)
-    frontier.done(first)
+    frontier.done(first, clock.now)  # a task may wait in the queue: its end is what we know
+    clock.advance(0.9)
     assert frontier.next_ready(clock.now) is None
-    clock.advance(0.5)
+    clock.advance(0.1)
+    assert frontier.next_ready(clock.now).url == f"{SITE}/2"
+
+
+def test_huge_crawl_delay_is_capped():
+    clock = FakeClock()
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/1", 0)
+    frontier.offer(f"{SITE}/2", 0)
+    frontier.robots_arrived(frontier.next_ready(clock.now), "User-agent: *\nCrawl-delay: 86400\n")
+    frontier.done(frontier.next_ready(clock.now), clock.now)
+    clock.advance(60.0)
     assert frontier.next_ready(clock.now).url == f"{SITE}/2"
 
 
@@ -268,7 +284,9 @@ def test_crawl_delay_from_robots_raises_the_delay(configured, crawl_delay, effec
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
     frontier.robots_arrived(frontier.next_ready(clock.now), f"User-agent: *\nCrawl-delay: {crawl_delay}\n")
-    assert frontier.next_ready(clock.now).url == f"{SITE}/1"
+    first = frontier.next_ready(clock.now)
+    assert first.url == f"{SITE}/1"
+    frontier.done(first, clock.now)
     clock.advance(effective - 0.5)
     assert frontier.next_ready(clock.now) is None
     clock.advance(0.5)
@@ -286,17 +304,17 @@ def test_deeper_level_waits_for_tasks_in_flight():
     frontier.offer(f"{SITE}/b", 1, parent=seed.url)
     assert frontier.current_level() == 0
     assert frontier.next_ready(0.0) is None  # the seed is still in flight
-    frontier.done(seed)
+    frontier.done(seed, 0.0)
     a = frontier.next_ready(0.0)
     assert (a.url, a.depth, a.parent) == (f"{SITE}/a", 1, f"{SITE}/")
     frontier.offer(f"{SITE}/a/deep", 2, parent=a.url)
     b = frontier.next_ready(0.0)
     assert b.url == f"{SITE}/b"
     assert frontier.next_ready(0.0) is None  # depth 2 waits: a and b are in flight
-    frontier.done(a)
+    frontier.done(a, 0.0)
     assert frontier.next_ready(0.0) is None  # b is still in flight
     assert frontier.current_level() == 1
-    frontier.done(b)
+    frontier.done(b, 0.0)
     deep = frontier.next_ready(0.0)
     assert (deep.url, deep.depth, deep.parent) == (f"{SITE}/a/deep", 2, f"{SITE}/a")
 
@@ -315,11 +333,11 @@ def test_has_pending():
     assert frontier.has_pending() is True
     robots = frontier.next_ready(0.0)
     assert frontier.has_pending() is True  # the page waits for robots.txt
-    frontier.done(robots)
+    frontier.done(robots, 0.0)
     frontier.robots_arrived(robots, None)
     page = frontier.next_ready(0.0)
     assert frontier.has_pending() is True  # handed out, not done
-    frontier.done(page)
+    frontier.done(page, 0.0)
     assert frontier.has_pending() is False
     assert frontier.next_ready(0.0) is None
 
