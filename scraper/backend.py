@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 MAX_PER_READ = 64  # results taken from one worker's pipe per receive(): keeps workers fair
+GROW_CHECK = 0.1  # seconds between two looks at how many fetch threads the parent wants
 
 
 class Worker(Protocol):
@@ -53,8 +54,9 @@ class Backend(Protocol):
     def Array(self, typecode: str, size: int, value: float) -> Any: ...  # noqa: N802
     def fetch_threads(self, wanted: int) -> int: ...
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
-    ) -> Worker: ...
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
+        wanted: Any = None,
+    ) -> Worker: ...  # fmt: skip
     def parent_alive_check(self) -> Callable[[], bool]: ...
     def close_queue(self, q: Any) -> None: ...
 
@@ -80,10 +82,11 @@ class ProcessBackend:
         return wanted  # a process runs several fetch threads: I/O waits overlap, cheaply
 
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
-    ) -> Worker:
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
+        wanted: Any = None,
+    ) -> Worker:  # fmt: skip
         process = self.context.Process(
-            target=_process_entry, args=(target, threads, *args), name=name, daemon=True
+            target=_process_entry, args=(target, threads, wanted, *args), name=name, daemon=True
         )
         process.start()
         return process
@@ -160,19 +163,28 @@ def _close_connection(connection: Any) -> None:
     connection.close()
 
 
-def _process_entry(target: Callable[..., None], threads: int, *args: Any) -> None:
-    """Run `threads` copies of the worker loop in this process, thread i as `index=i`."""
+def _process_entry(target: Callable[..., None], threads: int, wanted: Any, *args: Any) -> None:
+    """Run copies of the worker loop in threads of this process, thread i as `index=i`.
+
+    It starts with one and adds threads, up to `threads`, while the parent
+    asks for more (`wanted[0]`, the threads it wants in each worker): idle
+    threads would only cost memory and GIL hand-offs on a parse-bound crawl.
+    """
     # The parent alone decides when to stop: a Ctrl-C sent to the whole process
     # group must not kill a worker in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    helpers = [threading.Thread(target=target, args=args, kwargs={"index": i}, daemon=True)
-               for i in range(1, threads)]  # fmt: skip
-    for helper in helpers:
-        helper.start()
-    target(*args, index=0)
-    for helper in helpers:
-        helper.join()
+    running: list[threading.Thread] = []
+    while True:
+        goal = threads if wanted is None else max(1, min(threads, int(wanted[0])))
+        while len(running) < goal:
+            thread = threading.Thread(target=target, args=args, kwargs={"index": len(running)},
+                                      daemon=True)  # fmt: skip
+            thread.start()
+            running.append(thread)
+        if not any(thread.is_alive() for thread in running):
+            return  # every loop got its sentinel (or the parent is gone)
+        running[0].join(GROW_CHECK)
 
 
 def _parent_process_alive() -> bool:
@@ -198,8 +210,9 @@ class ThreadBackend:
         return 1  # each worker is already a thread
 
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1
-    ) -> Worker:
+        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
+        wanted: Any = None,
+    ) -> Worker:  # fmt: skip
         worker = _ThreadWorker(target, args, name)
         worker.start()
         return worker

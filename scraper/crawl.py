@@ -88,6 +88,7 @@ class Crawl:
             self._offer_links(resume_from, depth)
         while not self.scheduler.finished() and not self._stop_expired():
             self.scheduler.fill()
+            self.pool.want(self.scheduler.limit.value)
             yield from self._collect(self.aggregator.drain(TICK))
             yield from self._recover_failed_workers()
         self.stats.skipped.update(self.scheduler.frontier.skipped)

@@ -59,6 +59,7 @@ class WorkerPool:
         self.slots: list[_Slot] = []
         self._started = 0
         self.threads = backend.fetch_threads(config.threads_per_worker)
+        self.wanted = backend.Array("q", 1, 1)  # fetch threads wanted in each worker
         self.tasks = backend.JoinableQueue()
         self.results = backend.ResultChannel()
 
@@ -74,9 +75,13 @@ class WorkerPool:
         sender = self.results.open(name)
         args = (name, self.tasks, sender, current, parse_started, self.config,
                 self.allowed_hosts, self.backend.parent_alive_check())  # fmt: skip
-        worker = self.backend.start_worker(worker_main, args, name, self.threads)
+        worker = self.backend.start_worker(worker_main, args, name, self.threads, self.wanted)
         self.results.started(name, sender)
         return _Slot(name, worker, current, parse_started)
+
+    def want(self, in_flight: int) -> None:
+        """Ask each worker for enough fetch threads to run `in_flight` tasks in all."""
+        self.wanted[0] = max(1, min(self.threads, -(-in_flight // self.size)))
 
     def failures(self, now: float | None = None) -> list[Failure]:
         """Workers that died (blamed on every task they held) or whose parse hung."""

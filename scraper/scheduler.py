@@ -27,18 +27,22 @@ class InFlightLimit:
     """How many tasks the scheduler keeps in flight.
 
     With one fetch thread per worker, or a fixed --concurrency, the limit is
-    fixed. Otherwise it follows how busy the worker processes' cores are:
-    every WINDOW results it compares the CPU the fetch threads used with the
-    CPU the worker processes could have used in that time, and scales the
-    limit towards TARGET_BUSY. Waiting on the network costs no CPU, so an
-    I/O-bound crawl climbs to the ceiling in a few windows; a parse-bound one
-    stays near one or two tasks per core, where extra threads would only
-    fight over the GIL.
+    fixed. Otherwise it starts at one task per worker process and follows two
+    measurements per window of results: how busy the worker processes' cores
+    are (the CPU their fetch threads used over the CPU they could have used)
+    and how many pages per second came back. Cores that wait (on the network)
+    ask for more tasks in flight; an increase that did not raise the page
+    rate is taken back (something else is the bottleneck: the parent, the
+    server, the GIL), and no increase is tried for a while.
     """
 
-    WINDOW = 32  # results between two adjustments
+    WINDOW = 32  # results between two adjustments...
+    WINDOW_SECONDS = 0.2  # ...or this long, once MIN_WINDOW results are in
+    MIN_WINDOW = 4
     TARGET_BUSY = 0.9  # share of the workers' cores to aim for
-    MAX_STEP = 2.0  # at most double (or halve) per window
+    MAX_STEP = 4.0  # at most x4 (or /4) per window: an I/O-bound crawl ramps up fast
+    MIN_GAIN = 1.1  # an increase must bring 10% more pages/s to be kept
+    HOLD = 10  # windows without increases after one was taken back
 
     def __init__(
         self, workers: int, slots: int, concurrency: int | None,
@@ -50,11 +54,13 @@ class InFlightLimit:
             self.ceiling = min(self.ceiling, concurrency)
         self.floor = min(self.ceiling, workers + EXTRA_QUEUED)
         self.adaptive = concurrency is None and slots > workers
-        self.value = min(self.ceiling, 4 * workers + EXTRA_QUEUED) if self.adaptive else self.ceiling
+        self.value = self.floor if self.adaptive else self.ceiling  # start as if parse-bound
         self.clock = clock
         self._window_start = clock()
         self._cpu_ms = 0.0
         self._count = 0
+        self._before_increase: tuple[int, float] | None = None  # (value, pages/s) before it
+        self._hold = 0
 
     def observe(self, cpu_ms: float) -> None:
         """One result came back, whose task used `cpu_ms` of a fetch thread's CPU."""
@@ -62,16 +68,33 @@ class InFlightLimit:
             return
         self._cpu_ms += cpu_ms
         self._count += 1
-        if self._count >= self.WINDOW:
-            now = self.clock()
-            self.adjust(self._cpu_ms, (now - self._window_start) * 1000)
+        now = self.clock()
+        elapsed = now - self._window_start
+        if self._count >= self.WINDOW or (self._count >= self.MIN_WINDOW and elapsed >= self.WINDOW_SECONDS):
+            self.adjust(self._cpu_ms, elapsed * 1000, self._count)
             self._window_start, self._cpu_ms, self._count = now, 0.0, 0
 
-    def adjust(self, cpu_ms: float, wall_ms: float) -> None:
-        busy = cpu_ms / (wall_ms * self.workers) if wall_ms > 0 else 1.0
+    def adjust(self, cpu_ms: float, wall_ms: float, results: int) -> None:
+        """One window's figures: CPU of the fetch threads, its length, results in it."""
+        if wall_ms <= 0:
+            return
+        rate = results / wall_ms
+        if self._before_increase is not None:
+            value, rate_before = self._before_increase
+            self._before_increase = None
+            if rate < rate_before * self.MIN_GAIN:  # the increase did not pay: take it back
+                self.value, self._hold = value, self.HOLD
+                return
+        busy = cpu_ms / (wall_ms * self.workers)
         step = self.TARGET_BUSY / busy if busy > 0 else self.MAX_STEP
         step = max(1 / self.MAX_STEP, min(self.MAX_STEP, step))
-        self.value = max(self.floor, min(self.ceiling, round(self.value * step)))
+        new = max(self.floor, min(self.ceiling, round(self.value * step)))
+        if new > self.value:
+            if self._hold > 0:
+                self._hold -= 1
+                return
+            self._before_increase = (self.value, rate)
+        self.value = new
 
 
 class Scheduler:

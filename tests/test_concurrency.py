@@ -43,33 +43,51 @@ def test_concurrency_caps_requests_in_flight():
 def test_in_flight_limit_is_fixed_without_extra_threads_or_with_concurrency():
     assert InFlightLimit(workers=4, slots=4, concurrency=None).value == 4 + EXTRA_QUEUED
     fixed = InFlightLimit(workers=2, slots=64, concurrency=10)
-    fixed.adjust(cpu_ms=1, wall_ms=1000)
+    fixed.adjust(cpu_ms=1, wall_ms=1000, results=10)
     assert fixed.value == 10
 
 
-def test_in_flight_limit_climbs_when_workers_wait_and_falls_when_they_are_busy():
+def test_in_flight_limit_climbs_while_workers_wait_and_pages_come_faster():
     limit = InFlightLimit(workers=2, slots=64, concurrency=None)
-    start = limit.value
-    limit.adjust(cpu_ms=100, wall_ms=1000)  # the two cores 5% busy: mostly waiting
-    assert limit.value == min(2 * start, 64 + EXTRA_QUEUED)
-    for _ in range(10):
-        limit.adjust(cpu_ms=100, wall_ms=1000)
-    assert limit.value == 64 + EXTRA_QUEUED  # the ceiling: every fetch thread
+    assert limit.value == 2 + EXTRA_QUEUED  # starts as if parse-bound
+    values = [limit.value]
+    for _ in range(5):
+        # Cores 5% busy (waiting on the network), and the page rate follows the limit.
+        limit.adjust(cpu_ms=100, wall_ms=1000, results=10 * limit.value)
+        values.append(limit.value)
+    # x4 per window up to every fetch thread; the last 2 threads brought <10% and were taken back
+    assert values == [4, 16, 64, 66, 64, 64]
+
+
+def test_in_flight_limit_takes_back_an_increase_that_did_not_pay():
+    limit = InFlightLimit(workers=2, slots=64, concurrency=None)
+    limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)  # cores half busy: try more
+    assert limit.value == 7
+    limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)  # same page rate: the parent is the limit
+    assert limit.value == 4
+    for _ in range(InFlightLimit.HOLD):
+        limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)
+        assert limit.value == 4  # no new try for a while
+
+
+def test_in_flight_limit_falls_when_the_cores_are_saturated():
+    limit = InFlightLimit(workers=2, slots=64, concurrency=None)
+    limit.value = 40
     for _ in range(50):
-        limit.adjust(cpu_ms=2000, wall_ms=1000)  # both cores saturated: -10% a window
-    assert limit.value == 2 + EXTRA_QUEUED  # the floor: one task per process, plus the queue
+        limit.adjust(cpu_ms=2000, wall_ms=1000, results=100)  # both cores busy: -10% a window
+    assert limit.value == 2 + EXTRA_QUEUED
 
 
-def test_in_flight_limit_adjusts_every_window_from_observed_cpu():
+def test_in_flight_limit_adjusts_after_a_window_of_results():
     now = [0.0]
     limit = InFlightLimit(workers=1, slots=32, concurrency=None, clock=lambda: now[0])
     start = limit.value
-    for _ in range(InFlightLimit.WINDOW - 1):
+    for _ in range(InFlightLimit.MIN_WINDOW - 1):
         limit.observe(cpu_ms=1.0)
+    now[0] = 1.0  # long enough, but too few results yet
     assert limit.value == start
-    now[0] = 1.0  # 32 ms of CPU in one second on one core
-    limit.observe(cpu_ms=1.0)
-    assert limit.value == 2 * start
+    limit.observe(cpu_ms=1.0)  # 4 ms of CPU in one second on one core: waiting
+    assert limit.value == 4 * start
 
 
 @pytest.mark.timeout(60)
