@@ -66,11 +66,14 @@ class _Abort(Exception):
 
 
 def new_session(user_agent: str) -> requests.Session:
-    """A Session for one worker: connection reuse, our User-Agent, no own retries."""
+    """A Session for one fetch loop: connection reuse, our User-Agent, no own retries.
+
+    Proxies (HTTP(S)_PROXY, NO_PROXY) and CA bundles come from the environment,
+    as with requests, wget and Scrapy.
+    """
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
-    session.trust_env = False  # no proxies or .netrc from the environment: same crawl everywhere
     return session
 
 
