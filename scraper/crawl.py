@@ -1,15 +1,16 @@
 """The crawl: the composition root that wires the roles together.
 
-    seeds -> Scheduler --(JoinableQueue of Task)--> N fetchers --(Queue of Result)--> Aggregator
+    seeds -> Scheduler --(JoinableQueue of Task)--> N fetchers --(Result pipes)--> Aggregator
                  ^                                                                        |
                  +------------------ links of each page, one level deeper ----------------+
 
 Scheduler (main process): owns the frontier (de-duplication, scope, depth,
   max-pages, robots.txt, per-host politeness), keeps the task queue short,
   and knows what is in flight.
-Fetchers (N threads or processes, from the backend): get a Task, fetch it
-  with requests, parse it with lxml, put one Result, task_done().
-Aggregator (main process, exactly one): drains the result queue, appends
+Fetchers (N threads, or N processes running one or more fetch threads each,
+  from the backend): get a Task, fetch it with requests, parse it with lxml,
+  send one Result on their process's pipe, task_done().
+Aggregator (main process, exactly one): drains the result pipes, appends
   records to the shared list, writes them as JSONL, and hands the results
   back here so their links reach the scheduler.
 
