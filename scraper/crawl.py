@@ -130,7 +130,7 @@ class Crawl:
             return []
         for failure in failures:
             log.warning("worker %s %s; restarting the workers", failure.worker, failure.reason)
-        self.stats.workers_replaced += len(failures)
+        self.stats.worker_failures += len(failures)
         self._fruitless_restarts += 1
         if self._fruitless_restarts > MAX_FRUITLESS_RESTARTS:
             raise ScraperError(

@@ -18,7 +18,7 @@ class CrawlStats:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
-    workers_replaced: int = 0
+    worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
     interrupted: bool = False
 
@@ -54,8 +54,8 @@ class CrawlStats:
             lines.append("not scheduled: " + _by_count(self.skipped))
         if self.resumed:
             lines.append(f"resumed: {self.resumed} pages were already recorded")
-        if self.workers_replaced:
-            lines.append(f"workers replaced after dying: {self.workers_replaced}")
+        if self.worker_failures:
+            lines.append(f"worker failures (died or hung; workers restarted): {self.worker_failures}")
         return "\n".join(lines)
 
 
