@@ -54,9 +54,10 @@ class Backend(Protocol):
     def Array(self, typecode: str, size: int, value: float) -> Any: ...  # noqa: N802
     def fetch_threads(self, wanted: int) -> int: ...
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
-        wanted: Any = None,
-    ) -> Worker: ...  # fmt: skip
+        self, target: Callable[..., None], name: str, tasks: Any, args: tuple,
+        threads: int = 1, wanted: Any = None,
+    ) -> Worker:
+        """Run `target(name, tasks, *args, index=i)` in `threads` fetch threads."""  # fmt: skip
     def parent_alive_check(self) -> Callable[[], bool]: ...
     def close_queue(self, q: Any) -> None: ...
 
@@ -82,11 +83,11 @@ class ProcessBackend:
         return wanted  # a process runs several fetch threads: I/O waits overlap, cheaply
 
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
-        wanted: Any = None,
+        self, target: Callable[..., None], name: str, tasks: Any, args: tuple,
+        threads: int = 1, wanted: Any = None,
     ) -> Worker:  # fmt: skip
         process = self.context.Process(
-            target=_process_entry, args=(target, threads, wanted, *args), name=name, daemon=True
+            target=_process_entry, args=(target, name, tasks, args, threads, wanted), name=name, daemon=True
         )
         process.start()
         return process
@@ -163,28 +164,64 @@ def _close_connection(connection: Any) -> None:
     connection.close()
 
 
-def _process_entry(target: Callable[..., None], threads: int, wanted: Any, *args: Any) -> None:
-    """Run copies of the worker loop in threads of this process, thread i as `index=i`.
+def _process_entry(
+    target: Callable[..., None], name: str, tasks: Any, args: tuple, threads: int, wanted: Any
+) -> None:
+    """A worker process: fetch threads, and this thread handing them tasks.
 
-    It starts with one and adds threads, up to `threads`, while the parent
-    asks for more (`wanted[0]`, the threads it wants in each worker): idle
-    threads would only cost memory and GIL hand-offs on a parse-bound crawl.
+    Only this thread reads the shared task queue, and only when a fetch
+    thread is idle, so a process never holds tasks another one could run.
+    The fetch threads (`target(name, relay, *args, index=i)`) get their tasks
+    from a local queue. It starts one and adds more, up to `threads`, while the
+    parent asks for more (`wanted[0]`): idle threads would only cost memory
+    and GIL hand-offs on a parse-bound crawl.
+
+    The `None` sentinel ends the process at once: at the end of a crawl the
+    fetch threads are idle, and none of them holds the shared queue's lock
+    (after an early stop the parent drops whatever they were doing).
     """
     # The parent alone decides when to stop: a Ctrl-C sent to the whole process
     # group must not kill a worker in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    running: list[threading.Thread] = []
+    relay = _RelayedTasks(tasks)
+    started = 0
     while True:
         goal = threads if wanted is None else max(1, min(threads, int(wanted[0])))
-        while len(running) < goal:
-            thread = threading.Thread(target=target, args=args, kwargs={"index": len(running)},
-                                      daemon=True)  # fmt: skip
-            thread.start()
-            running.append(thread)
-        if not any(thread.is_alive() for thread in running):
-            return  # every loop got its sentinel (or the parent is gone)
-        running[0].join(GROW_CHECK)
+        for index in range(started, goal):
+            threading.Thread(target=target, args=(name, relay, *args), kwargs={"index": index},
+                             daemon=True).start()  # fmt: skip
+            relay.idle.release()
+        started = max(started, goal)
+        if not relay.idle.acquire(timeout=GROW_CHECK):
+            continue  # every fetch thread is busy
+        try:
+            task = tasks.get(timeout=GROW_CHECK)
+        except queue.Empty:
+            relay.idle.release()
+            if not _parent_process_alive():
+                return
+            continue
+        if task is None:
+            tasks.task_done()
+            return
+        relay.local.put(task)
+
+
+class _RelayedTasks:
+    """The task queue as the fetch threads of one process see it."""
+
+    def __init__(self, shared: Any) -> None:
+        self.shared = shared
+        self.local: queue.SimpleQueue = queue.SimpleQueue()
+        self.idle = threading.Semaphore(0)  # fetch threads waiting for a task
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.local.get(timeout=timeout)
+
+    def task_done(self) -> None:
+        self.shared.task_done()
+        self.idle.release()
 
 
 def _parent_process_alive() -> bool:
@@ -210,10 +247,10 @@ class ThreadBackend:
         return 1  # each worker is already a thread
 
     def start_worker(
-        self, target: Callable[..., None], args: tuple, name: str, threads: int = 1,
-        wanted: Any = None,
+        self, target: Callable[..., None], name: str, tasks: Any, args: tuple,
+        threads: int = 1, wanted: Any = None,
     ) -> Worker:  # fmt: skip
-        worker = _ThreadWorker(target, args, name)
+        worker = _ThreadWorker(target, (name, tasks, *args), name)
         worker.start()
         return worker
 

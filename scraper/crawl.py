@@ -69,7 +69,7 @@ class Crawl:
                                config.workers, config, self.allowed_hosts)  # fmt: skip
         self.aggregator = Aggregator(self.pool.results, self.stats, journal)
         self.scheduler = Scheduler(config, self.pool.tasks, self.allowed_hosts,
-                                   slots=config.workers * self.pool.threads)  # fmt: skip
+                                   max_threads=self.pool.threads)  # fmt: skip
         try:
             self.pool.start()
         except BaseException:
@@ -89,7 +89,7 @@ class Crawl:
             self._offer_links(resume_from, depth)
         while not self.scheduler.finished() and not self._stop_expired():
             self.scheduler.fill()
-            self.pool.want(self.scheduler.limit.value)
+            self.pool.want(self.scheduler.limit.threads)
             yield from self._collect(self.aggregator.drain(TICK))
             yield from self._recover_failed_workers()
         self.stats.skipped.update(self.scheduler.frontier.skipped)

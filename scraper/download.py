@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -71,10 +72,31 @@ def new_session(user_agent: str) -> requests.Session:
     Proxies (HTTP(S)_PROXY, NO_PROXY) and CA bundles come from the environment,
     as with requests, wget and Scrapy.
     """
-    session = requests.Session()
+    session = _Session()
     session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
     return session
+
+
+class _Session(requests.Session):
+    """A Session that reads proxy and CA settings from the environment once per
+    origin instead of on every request (requests scans all of os.environ each time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple, dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # noqa: ANN001, ANN201
+        if proxies:  # explicit per-request proxies: nothing to cache
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = self._environment[key] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert
+            )
+        return {**settings, "proxies": dict(settings["proxies"])}
 
 
 def download(

@@ -55,9 +55,10 @@ class Fetcher:
 
     def handle(self, task: Task) -> Result:
         """Fetch and parse one task; never raises."""
-        started = time.thread_time()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         result = self._handle(task)
-        result.cpu_ms = (time.thread_time() - started) * 1000
+        result.cpu_ms = (time.thread_time() - cpu_started) * 1000
+        result.wall_ms = (time.perf_counter() - started) * 1000
         return result
 
     def _handle(self, task: Task) -> Result:

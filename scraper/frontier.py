@@ -5,9 +5,14 @@ scope (allowed hosts), depth, max-pages, robots.txt, and per-host
 politeness (a minimum delay and a cap on requests in flight). It never
 touches a queue or the network, so it is tested without either.
 
-Breadth-first by levels: a task of depth d+1 is handed out only when no
-task of depth <= d is waiting or in flight, so `depth` is the true number of
-hops from a seed and a depth-limited crawl gets the same pages every run.
+Breadth-first, one level ahead: with L the lowest depth of any task not yet
+done, only tasks of depth L and L+1 are handed out, lowest first, and a
+waiting task whose URL turns up again by a shorter path moves up to that
+depth. A URL first found at L+2 (by a page of L+1) while pages of L are in
+flight may be linked from one of them; it waits until L is done, and by then
+it has its true depth. So `depth` is the true number of hops from a seed and a
+depth-limited crawl gets the same pages every run, while the next level keeps
+the workers busy as the stragglers of a level finish.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class Frontier:
         self._origins: dict[str, _Origin] = {}
         self._robots_tasks: deque[Task] = deque()
         self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
+        self._waiting: dict[str, Task] = {}  # URL -> its task, until handed out
 
     # -- offering URLs ---------------------------------------------------
 
@@ -99,18 +105,45 @@ class Frontier:
         max-pages decide when its origin's rules are known, maybe later.
         """
         reason = self._rejection(url, depth)
+        if reason == SKIP_DUPLICATE and self._moves_up(url, depth, parent):
+            return True
         if reason is not None:
             self.skipped[reason] += 1
             return False
         self.seen.add(url)
         task = Task(next(self._ids), url, depth, parent)
         self._open_by_depth[depth] += 1
+        self._waiting[url] = task
         origin = self._origin(url)
         if origin.rules is None:
             origin.waiting.append(task)
         else:
             self._admit(task, origin.rules)
         return True
+
+    def _moves_up(self, url: str, depth: int, parent: str | None) -> bool:
+        """A waiting task found again by a shorter path takes the lower depth.
+
+        The new task replaces the old one wherever that waits (the old one
+        is skipped when it comes up: it is no longer in `_waiting`).
+        """
+        old = self._waiting.get(url)
+        if old is None or old.depth <= depth:
+            return False
+        self.skipped[SKIP_DUPLICATE] += 1  # the longer path is the duplicate
+        task = Task(old.id, url, depth, parent)
+        self._waiting[url] = task
+        self._close(old.depth)
+        self._open_by_depth[depth] += 1
+        origin = self._origins[origin_of(url)]
+        if origin.rules is None:
+            origin.waiting.append(task)
+        else:  # admitted already: robots.txt and max-pages do not decide again
+            heapq.heappush(self._hosts[host_of(url)].queue, (depth, task.id, task))
+        return True
+
+    def _is_stale(self, task: Task) -> bool:
+        return self._waiting.get(task.url) is not task
 
     def mark_done(self, url: str) -> None:
         """Treat `url` as fetched in an earlier run (resume): it counts, and never comes again."""
@@ -139,16 +172,16 @@ class Frontier:
         return origin
 
     def _admit(self, task: Task, rules: RobotsRules) -> None:
-        if not rules.allowed(task.url, self.user_agent):
-            reason = SKIP_ROBOTS
-        elif self.max_pages is not None and self.admitted >= self.max_pages:
-            reason = SKIP_MAX_PAGES
+        if self._is_stale(task):
+            return  # it moved up: its replacement is admitted instead
+        if rules.allowed(task.url, self.user_agent):
+            heapq.heappush(self._hosts[host_of(task.url)].queue, (task.depth, task.id, task))
         else:
-            self.admitted += 1
-            slot = self._hosts[host_of(task.url)]
-            heapq.heappush(slot.queue, (task.depth, task.id, task))
-            return
+            self._skip(task, SKIP_ROBOTS)
+
+    def _skip(self, task: Task, reason: str) -> None:
         self.skipped[reason] += 1
+        del self._waiting[task.url]
         self._close(task.depth)
 
     def robots_arrived(self, task: Task, text: str | None) -> None:
@@ -170,26 +203,41 @@ class Frontier:
         """The next task that may start at `now`, or None (nothing ready yet)."""
         if self._robots_tasks:
             return self._robots_tasks.popleft()
+        while (slot := self._next_slot(now)) is not None:
+            task = heapq.heappop(slot.queue)[2]
+            if self.max_pages is not None and self.admitted >= self.max_pages:
+                self._skip(task, SKIP_MAX_PAGES)  # counted when handed out: in breadth-first order
+                continue
+            del self._waiting[task.url]
+            self.admitted += 1
+            slot.in_flight += 1
+            slot.last_start = now
+            return task
+        return None
+
+    def _next_slot(self, now: float) -> HostSlot | None:
+        """The host whose next task goes first (lowest depth, then oldest), if any may start."""
         level = self.current_level()
-        best: tuple[int, str] | None = None
-        for host, slot in self._hosts.items():
-            if not slot.queue or slot.queue[0][0] != level:
+        if level is None:
+            return None
+        best: tuple[int, int, HostSlot] | None = None
+        for slot in self._hosts.values():
+            self._drop_stale(slot)
+            if not slot.queue or slot.queue[0][0] > level + 1:
                 continue
             if slot.in_flight >= slot.limit(self.per_host) or now < slot.ready_at():
                 continue
-            seq = slot.queue[0][1]
-            if best is None or seq < best[0]:
-                best = (seq, host)
-        if best is None:
-            return None
-        slot = self._hosts[best[1]]
-        task = heapq.heappop(slot.queue)[2]
-        slot.in_flight += 1
-        slot.last_start = now
-        return task
+            depth, seq, _ = slot.queue[0]
+            if best is None or (depth, seq) < best[:2]:
+                best = (depth, seq, slot)
+        return None if best is None else best[2]
+
+    def _drop_stale(self, slot: HostSlot) -> None:
+        while slot.queue and self._is_stale(slot.queue[0][2]):
+            heapq.heappop(slot.queue)
 
     def current_level(self) -> int | None:
-        """The lowest depth with open tasks: the only depth handed out now."""
+        """The lowest depth with open tasks: this depth and the next are handed out."""
         return min(self._open_by_depth) if self._open_by_depth else None
 
     def done(self, task: Task, now: float) -> None:

@@ -1,7 +1,7 @@
 """The parser: body bytes -> decoded text -> lxml tree -> record fields.
 
-The only module that imports lxml, cssselect or bs4 (used for its charset
-detection only: lxml parses, 16x faster than BeautifulSoup).
+The only module that imports lxml, cssselect, w3lib.encoding (to read <meta>
+charsets) or charset-normalizer (to detect the rest, as requests does).
 """
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ from __future__ import annotations
 import codecs
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import charset_normalizer
 import lxml.etree
 import lxml.html
-from bs4.dammit import EncodingDetector
 from cssselect import HTMLTranslator
+from w3lib.encoding import html_body_declared_encoding
 
-from .urls import resolve_link
+from .urls import LinkResolver, resolve_link
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -35,16 +37,9 @@ _SUPERSETS = {
 
 _SNIFF_HTML = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title)", re.I | re.S)
 
-_XP_TITLE = lxml.etree.XPath("(//head/title | //title[not(ancestor::svg)])[1]")
-_XP_DESCRIPTION = lxml.etree.XPath(
-    "//meta[translate(@name, 'DESCRIPTION', 'description') = 'description']/@content"
-)
-_XP_CANONICAL = lxml.etree.XPath(
-    "//link[contains(concat(' ', translate(normalize-space(@rel), 'CANONICAL', 'canonical'), ' '),"
-    " ' canonical ')]/@href"
-)
-_XP_BASE = lxml.etree.XPath("//base/@href", smart_strings=False)
-_XP_LINKS = lxml.etree.XPath("//a/@href | //area/@href", smart_strings=False)
+# The elements extract() reads, found in one walk over the tree.
+_TAGS = ("title", "meta", "link", "base", "a", "area")
+_XML_SPACE = re.compile(r"[ \t\r\n]+")  # XPath's normalize-space()
 
 _local = threading.local()
 
@@ -86,7 +81,8 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs
 
 
 def decode_html(body: bytes, header_charset: str | None) -> str:
-    """Text of an HTML body: BOM, then header charset, then <meta>, then detection.
+    """Text of an HTML body: BOM, then header charset, then <meta>, then
+    UTF-8, then detection (charset-normalizer, which requests brings).
 
     A BOM decides, as in browsers (WHATWG) and w3lib. Otherwise the header
     wins over <meta> when both decode the body; a charset that cannot decode
@@ -95,10 +91,8 @@ def decode_html(body: bytes, header_charset: str | None) -> str:
     for bom, encoding in _BOMS:
         if body.startswith(bom):
             return body[len(bom):].decode(encoding, errors="replace")
-    known = [header_charset] if header_charset else None
-    detector = EncodingDetector(body, known_definite_encodings=known, is_html=True)
-    for label in detector.encodings:
-        name = _codec_name(label)
+    for label in _candidate_charsets(body, header_charset):
+        name = _codec_name(label) if label else None
         if name is None:
             continue
         try:
@@ -106,6 +100,14 @@ def decode_html(body: bytes, header_charset: str | None) -> str:
         except (UnicodeDecodeError, LookupError):
             continue
     return body.decode("cp1252", errors="replace")
+
+
+def _candidate_charsets(body: bytes, header_charset: str | None) -> Iterator[str | None]:
+    yield header_charset
+    yield html_body_declared_encoding(body)
+    yield "utf-8"
+    best = charset_normalizer.from_bytes(body).best()  # only now: it is slow
+    yield best.encoding if best is not None else None
 
 
 def _codec_name(label: str) -> str | None:
@@ -144,28 +146,74 @@ def collapse(text: str | None) -> str | None:
 
 def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> ParsedPage:
     """Title, description, lang, canonical, links and --select fields of a page."""
-    base = _base_url(tree, url)
-    title = _XP_TITLE(tree)
-    description = _XP_DESCRIPTION(tree)
-    canonical = _XP_CANONICAL(tree)
+    found = _walk(tree)
+    base = _base_url(found.base_hrefs, url)
+    resolver = LinkResolver(base)
     return ParsedPage(
-        title=collapse(title[0].text_content()) or None if title else None,
-        description=collapse(description[0]) or None if description else None,
+        title=collapse(found.title.text_content()) or None if found.title is not None else None,
+        description=collapse(found.description) or None,
         lang=collapse(tree.getroottree().getroot().get("lang")) or None,
-        canonical=resolve_link(base, canonical[0]) if canonical else None,
-        links=extract_links(tree, base),
+        canonical=resolver.resolve(found.canonical) if found.canonical is not None else None,
+        links=unique_links(found.hrefs, resolver),
         fields={name: select_text(tree, xpath) for name, xpath in selects.items()},
         tree=tree,
     )
 
 
-def extract_links(tree: Any, base: str) -> list[str]:
-    """Canonical absolute http(s) links of <a>/<area>, in order, without duplicates."""
+@dataclass
+class _Found:
+    title: Any = None
+    description: str | None = None
+    canonical: str | None = None
+    base_hrefs: list[str] = field(default_factory=list)
+    hrefs: list[str] = field(default_factory=list)
+
+
+def _walk(tree: Any) -> _Found:
+    """The first <title> (not one of an <svg>), the first description and
+    canonical, and every <base>, <a> and <area> href, in document order."""
+    found = _Found()
+    for element in tree.iter(_TAGS):
+        tag = element.tag
+        if tag == "a" or tag == "area":
+            href = element.get("href")
+            if href is not None:
+                found.hrefs.append(href)
+        elif tag == "title":
+            if found.title is None and _is_page_title(element):
+                found.title = element
+        elif tag == "meta":
+            if found.description is None and (element.get("name") or "").lower() == "description":
+                found.description = element.get("content")
+        elif tag == "link":
+            if found.canonical is None and _is_canonical(element):
+                found.canonical = element.get("href")
+        elif tag == "base" and element.get("href") is not None:
+            found.base_hrefs.append(element.get("href"))
+    return found
+
+
+def _is_page_title(element: Any) -> bool:
+    parent = element.getparent()
+    if parent is not None and parent.tag == "head":
+        return True
+    return next(element.iterancestors("svg"), None) is None
+
+
+def _is_canonical(element: Any) -> bool:
+    if element.get("href") is None:
+        return False
+    rel = _XML_SPACE.split((element.get("rel") or "").lower())
+    return "canonical" in rel
+
+
+def unique_links(hrefs: list[str], resolver: LinkResolver) -> list[str]:
+    """Canonical absolute http(s) links, in order, without duplicates."""
     links: dict[str, None] = {}
     resolved: dict[str, str | None] = {}
-    for href in _XP_LINKS(tree):
+    for href in hrefs:
         if href not in resolved:
-            resolved[href] = resolve_link(base, href)
+            resolved[href] = resolver.resolve(href)
         link = resolved[href]
         if link is not None:
             links[link] = None
@@ -181,8 +229,8 @@ def select_text(tree: Any, xpath: lxml.etree.XPath) -> list[str]:
     return values
 
 
-def _base_url(tree: Any, url: str) -> str:
-    for href in _XP_BASE(tree):
+def _base_url(base_hrefs: list[str], url: str) -> str:
+    for href in base_hrefs:
         base = resolve_link(url, href)
         if base is not None:
             return base

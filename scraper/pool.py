@@ -23,7 +23,7 @@ from .fetcher import IDLE, worker_main
 
 log = logging.getLogger(__name__)
 
-JOIN_POLL = 0.05  # seconds between liveness checks while stopping
+JOIN_POLL = 0.01  # seconds between liveness checks while stopping
 DISCARD_WAIT = 0.05  # seconds to wait for queued tasks still on their way into the queue
 # A parse (user callback included) running this much longer than --timeout is hung.
 PARSE_GRACE = 5.0
@@ -73,15 +73,15 @@ class WorkerPool:
         current = self.backend.Array("q", self.threads, IDLE)
         parse_started = self.backend.Array("d", self.threads, 0.0)
         sender = self.results.open(name)
-        args = (name, self.tasks, sender, current, parse_started, self.config,
-                self.allowed_hosts, self.backend.parent_alive_check())  # fmt: skip
-        worker = self.backend.start_worker(worker_main, args, name, self.threads, self.wanted)
+        args = (sender, current, parse_started, self.config, self.allowed_hosts,
+                self.backend.parent_alive_check())  # fmt: skip
+        worker = self.backend.start_worker(worker_main, name, self.tasks, args, self.threads, self.wanted)
         self.results.started(name, sender)
         return _Slot(name, worker, current, parse_started)
 
-    def want(self, in_flight: int) -> None:
-        """Ask each worker for enough fetch threads to run `in_flight` tasks in all."""
-        self.wanted[0] = max(1, min(self.threads, -(-in_flight // self.size)))
+    def want(self, threads: int) -> None:
+        """Ask each worker to run `threads` fetch threads (they never stop one)."""
+        self.wanted[0] = max(1, min(self.threads, threads))
 
     def failures(self, now: float | None = None) -> list[Failure]:
         """Workers that died (blamed on every task they held) or whose parse hung."""
@@ -116,7 +116,8 @@ class WorkerPool:
     def _send_sentinels(self) -> None:
         # Count first: a worker may take an early sentinel and exit before we
         # would have looked at it, and then one sentinel too few would be sent.
-        for _ in range(sum(slot.worker.is_alive() for slot in self.slots) * self.threads):
+        # One per worker: a process ends with all its fetch threads.
+        for _ in range(sum(slot.worker.is_alive() for slot in self.slots)):
             self.tasks.put(None)
 
     def _discard_queued_tasks(self) -> None:

@@ -35,7 +35,8 @@ class Result:
     task: Task
     record: dict[str, Any]
     robots_txt: str | None = None
-    cpu_ms: float = 0.0  # CPU the fetch thread spent on the task (fetch + parse)
+    cpu_ms: float = 0.0  # CPU the fetch thread spent on the task (fetch + parse)...
+    wall_ms: float = 0.0  # ...out of this much time
 
 
 def utc_now() -> str:

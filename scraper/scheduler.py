@@ -8,7 +8,9 @@ nothing pending and nothing in flight.
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -17,84 +19,59 @@ from .config import CrawlConfig
 from .frontier import Frontier
 from .records import ROBOTS, Result, Task
 
-# Tasks queued beyond one per fetch thread: enough that a worker finishing a
-# task finds the next one waiting, few enough that politeness decisions stay
-# fresh (the idea of concurrent.futures' EXTRA_QUEUED_CALLS).
-EXTRA_QUEUED = 2
+# Tasks queued per worker beyond its fetch threads: a thread that finishes a
+# task finds the next one waiting instead of waiting for the parent, and the
+# queue stays short, so politeness decisions stay fresh (the idea of
+# concurrent.futures' EXTRA_QUEUED_CALLS).
+PREFETCH = 2
 
 
 class InFlightLimit:
-    """How many tasks the scheduler keeps in flight.
+    """How many fetch threads each worker runs, and how many tasks are handed out.
 
-    With one fetch thread per worker, or a fixed --concurrency, the limit is
-    fixed. Otherwise it starts at one task per worker process and follows two
-    measurements per window of results: how busy the worker processes' cores
-    are (the CPU their fetch threads used over the CPU they could have used)
-    and how many pages per second came back. Cores that wait (on the network)
-    ask for more tasks in flight; an increase that did not raise the page
-    rate is taken back (something else is the bottleneck: the parent, the
-    server, the GIL), and no increase is tried for a while.
+    With one fetch thread per worker, or a fixed --concurrency, both are
+    fixed (--concurrency is then exact: no task is queued beyond it).
+    Otherwise each worker process gets as many fetch threads as keep its core
+    busy while requests wait on the network, the classic 1 + W/C: C is the
+    CPU time a task takes (median of the last results) and W the time it
+    spends off its own CPU, waiting for the server (a low percentile: the
+    waits for the GIL that several threads add are mostly left out, so the
+    estimate does not feed on itself). A parse-heavy crawl of a fast server
+    gets 1 thread per process, a crawl of a 100 ms server dozens. Tasks
+    handed out = all fetch threads + PREFETCH per worker.
     """
 
-    WINDOW = 32  # results between two adjustments...
-    WINDOW_SECONDS = 0.2  # ...or this long, once MIN_WINDOW results are in
-    MIN_WINDOW = 4
-    TARGET_BUSY = 0.9  # share of the workers' cores to aim for
-    MAX_STEP = 4.0  # at most x4 (or /4) per window: an I/O-bound crawl ramps up fast
-    MIN_GAIN = 1.1  # an increase must bring 10% more pages/s to be kept
-    HOLD = 10  # windows without increases after one was taken back
+    SAMPLES = 64  # results the estimate is taken over
+    EVERY = 8  # results between two estimates, once the first SAMPLES are in
+    MIN_CPU_MS = 0.2  # a task never costs less than this (an error page can be almost free)
 
-    def __init__(
-        self, workers: int, slots: int, concurrency: int | None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+    def __init__(self, workers: int, max_threads: int, concurrency: int | None) -> None:
         self.workers = workers
-        self.ceiling = slots + EXTRA_QUEUED
-        if concurrency is not None:  # queued tasks count too: the cap is exact
-            self.ceiling = min(self.ceiling, concurrency)
-        self.floor = min(self.ceiling, workers + EXTRA_QUEUED)
-        self.adaptive = concurrency is None and slots > workers
-        self.value = self.floor if self.adaptive else self.ceiling  # start as if parse-bound
-        self.clock = clock
-        self._window_start = clock()
-        self._cpu_ms = 0.0
-        self._count = 0
-        self._before_increase: tuple[int, float] | None = None  # (value, pages/s) before it
-        self._hold = 0
+        self.max_threads = max_threads
+        self.adaptive = concurrency is None and max_threads > 1
+        if concurrency is not None:
+            self.threads = -(-concurrency // workers)
+            self.value = concurrency
+        else:
+            self.threads = 1  # start as if parse-bound; the first results tell
+            self.value = workers * (1 + PREFETCH)
+        self._cpu_ms: deque[float] = deque(maxlen=self.SAMPLES)
+        self._wait_ms: deque[float] = deque(maxlen=self.SAMPLES)
 
-    def observe(self, cpu_ms: float) -> None:
-        """One result came back, whose task used `cpu_ms` of a fetch thread's CPU."""
+    def observe(self, cpu_ms: float, wall_ms: float) -> None:
+        """One result came back: its task took `wall_ms`, `cpu_ms` of it on a CPU."""
         if not self.adaptive:
             return
-        self._cpu_ms += cpu_ms
-        self._count += 1
-        now = self.clock()
-        elapsed = now - self._window_start
-        if self._count >= self.WINDOW or (self._count >= self.MIN_WINDOW and elapsed >= self.WINDOW_SECONDS):
-            self.adjust(self._cpu_ms, elapsed * 1000, self._count)
-            self._window_start, self._cpu_ms, self._count = now, 0.0, 0
+        self._cpu_ms.append(max(cpu_ms, self.MIN_CPU_MS))
+        self._wait_ms.append(max(wall_ms - cpu_ms, 0.0))
+        if len(self._cpu_ms) < self.SAMPLES or len(self._cpu_ms) % self.EVERY == 0:
+            self.estimate()
 
-    def adjust(self, cpu_ms: float, wall_ms: float, results: int) -> None:
-        """One window's figures: CPU of the fetch threads, its length, results in it."""
-        if wall_ms <= 0:
-            return
-        rate = results / wall_ms
-        if self._before_increase is not None:
-            value, rate_before = self._before_increase
-            self._before_increase = None
-            if rate < rate_before * self.MIN_GAIN:  # the increase did not pay: take it back
-                self.value, self._hold = value, self.HOLD
-                return
-        busy = cpu_ms / (wall_ms * self.workers)
-        step = self.TARGET_BUSY / busy if busy > 0 else self.MAX_STEP
-        step = max(1 / self.MAX_STEP, min(self.MAX_STEP, step))
-        new = max(self.floor, min(self.ceiling, round(self.value * step)))
-        if new > self.value:
-            if self._hold > 0:
-                self._hold -= 1
-                return
-            self._before_increase = (self.value, rate)
-        self.value = new
+    def estimate(self) -> None:
+        cpu = statistics.median(self._cpu_ms)
+        wait = sorted(self._wait_ms)[len(self._wait_ms) // 4]
+        self.threads = max(1, min(self.max_threads, round(1 + wait / cpu)))
+        self.value = self.workers * (self.threads + PREFETCH)
 
 
 class Scheduler:
@@ -104,7 +81,7 @@ class Scheduler:
         tasks: Any,
         allowed_hosts: tuple[str, ...],
         clock: Callable[[], float] = time.monotonic,
-        slots: int | None = None,
+        max_threads: int = 1,
     ) -> None:
         self.config = config
         self.tasks = tasks
@@ -119,8 +96,8 @@ class Scheduler:
             obey_robots=not config.ignore_robots,
         )
         self.in_flight: dict[int, Task] = {}
-        # `slots`: fetch threads in all workers (one per worker unless they run several).
-        self.limit = InFlightLimit(config.workers, slots or config.workers, config.concurrency)
+        # `max_threads`: fetch threads a worker may run (one, unless processes run several).
+        self.limit = InFlightLimit(config.workers, max_threads, config.concurrency)
         self.stopping = False
 
     def add_seeds(self, urls: Iterable[str]) -> None:
@@ -144,7 +121,7 @@ class Scheduler:
         task = self.in_flight.pop(result.task.id, None)
         if task is None:
             return False  # a late duplicate of a task already settled (its worker died)
-        self.limit.observe(result.cpu_ms)
+        self.limit.observe(result.cpu_ms, result.wall_ms)
         self.frontier.done(task, self.clock())
         if task.kind == ROBOTS:
             self.frontier.robots_arrived(task, result.robots_txt)

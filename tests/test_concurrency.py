@@ -7,7 +7,7 @@ import pytest
 from hostile_server import HostileServer
 
 import scraper
-from scraper.scheduler import EXTRA_QUEUED, InFlightLimit
+from scraper.scheduler import PREFETCH, InFlightLimit
 
 
 class Unpicklable(str):
@@ -40,54 +40,51 @@ def test_concurrency_caps_requests_in_flight():
     assert server.httpd.max_in_flight <= 3
 
 
-def test_in_flight_limit_is_fixed_without_extra_threads_or_with_concurrency():
-    assert InFlightLimit(workers=4, slots=4, concurrency=None).value == 4 + EXTRA_QUEUED
-    fixed = InFlightLimit(workers=2, slots=64, concurrency=10)
-    fixed.adjust(cpu_ms=1, wall_ms=1000, results=10)
-    assert fixed.value == 10
+def feed(limit: InFlightLimit, cpu_ms: float, wall_ms: float, results: int) -> None:
+    for _ in range(results):
+        limit.observe(cpu_ms=cpu_ms, wall_ms=wall_ms)
 
 
-def test_in_flight_limit_climbs_while_workers_wait_and_pages_come_faster():
-    limit = InFlightLimit(workers=2, slots=64, concurrency=None)
-    assert limit.value == 2 + EXTRA_QUEUED  # starts as if parse-bound
-    values = [limit.value]
-    for _ in range(5):
-        # Cores 5% busy (waiting on the network), and the page rate follows the limit.
-        limit.adjust(cpu_ms=100, wall_ms=1000, results=10 * limit.value)
-        values.append(limit.value)
-    # x4 per window up to every fetch thread; the last 2 threads brought <10% and were taken back
-    assert values == [4, 16, 64, 66, 64, 64]
+def test_in_flight_limit_is_fixed_with_one_thread_per_worker_or_with_concurrency():
+    one = InFlightLimit(workers=4, max_threads=1, concurrency=None)
+    feed(one, cpu_ms=1, wall_ms=100, results=100)
+    assert (one.threads, one.value) == (1, 4 * (1 + PREFETCH))
+    fixed = InFlightLimit(workers=2, max_threads=5, concurrency=10)
+    feed(fixed, cpu_ms=1, wall_ms=1000, results=100)
+    assert (fixed.threads, fixed.value) == (5, 10)  # exact: nothing queued beyond it
 
 
-def test_in_flight_limit_takes_back_an_increase_that_did_not_pay():
-    limit = InFlightLimit(workers=2, slots=64, concurrency=None)
-    limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)  # cores half busy: try more
-    assert limit.value == 7
-    limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)  # same page rate: the parent is the limit
-    assert limit.value == 4
-    for _ in range(InFlightLimit.HOLD):
-        limit.adjust(cpu_ms=1000, wall_ms=1000, results=100)
-        assert limit.value == 4  # no new try for a while
+def test_in_flight_limit_starts_as_if_parse_bound():
+    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    assert (limit.threads, limit.value) == (1, 2 * (1 + PREFETCH))
 
 
-def test_in_flight_limit_falls_when_the_cores_are_saturated():
-    limit = InFlightLimit(workers=2, slots=64, concurrency=None)
-    limit.value = 40
-    for _ in range(50):
-        limit.adjust(cpu_ms=2000, wall_ms=1000, results=100)  # both cores busy: -10% a window
-    assert limit.value == 2 + EXTRA_QUEUED
+def test_threads_cover_the_wait_for_the_network():
+    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    feed(limit, cpu_ms=2.0, wall_ms=12.0, results=1)  # 10 ms waiting for 2 ms of CPU: 1 + 10/2
+    assert (limit.threads, limit.value) == (6, 2 * (6 + PREFETCH))
+    feed(limit, cpu_ms=1.0, wall_ms=101.0, results=64)  # a 100 ms server: as many as allowed
+    assert limit.threads == 32
 
 
-def test_in_flight_limit_adjusts_after_a_window_of_results():
-    now = [0.0]
-    limit = InFlightLimit(workers=1, slots=32, concurrency=None, clock=lambda: now[0])
-    start = limit.value
-    for _ in range(InFlightLimit.MIN_WINDOW - 1):
-        limit.observe(cpu_ms=1.0)
-    now[0] = 1.0  # long enough, but too few results yet
-    assert limit.value == start
-    limit.observe(cpu_ms=1.0)  # 4 ms of CPU in one second on one core: waiting
-    assert limit.value == 4 * start
+def test_a_parse_bound_crawl_keeps_one_thread_per_process():
+    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    feed(limit, cpu_ms=2.5, wall_ms=2.8, results=200)  # a fast server: the CPU is the limit
+    assert limit.threads == 1
+
+
+def test_waits_for_the_gil_do_not_feed_the_estimate():
+    limit = InFlightLimit(workers=1, max_threads=32, concurrency=None)
+    # Most tasks waited for other threads' parsing; a quarter shows the real network wait.
+    for i in range(64):
+        limit.observe(cpu_ms=2.0, wall_ms=2.4 if i % 3 == 0 else 30.0)
+    assert limit.threads == 1
+
+
+def test_free_tasks_do_not_ask_for_hundreds_of_threads():
+    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    feed(limit, cpu_ms=0.0, wall_ms=3.0, results=64)  # e.g. errors: no CPU at all
+    assert limit.threads == round(1 + 3.0 / InFlightLimit.MIN_CPU_MS)
 
 
 @pytest.mark.timeout(60)

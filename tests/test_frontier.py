@@ -103,10 +103,11 @@ def test_max_pages_counts_only_admitted_pages():
     frontier.offer(f"{SITE}/a", 0)  # duplicate: not counted
     frontier.offer("http://elsewhere.org/", 0)  # offsite: not counted
     frontier.offer(f"{SITE}/b", 0)
-    frontier.offer(f"{SITE}/c", 0)  # the third admitted page
+    frontier.offer(f"{SITE}/c", 0)  # the third page handed out would be one too many
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
     assert frontier.admitted == 2
     assert frontier.skipped == {SKIP_DUPLICATE: 1, SKIP_OFFSITE: 1, SKIP_MAX_PAGES: 1}
-    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
+    assert frontier.has_pending() is True  # a and b are in flight
 
 
 def test_max_pages_does_not_count_robots_disallowed_pages():
@@ -115,9 +116,25 @@ def test_max_pages_does_not_count_robots_disallowed_pages():
         frontier.offer(SITE + path, 0)
     robots = frontier.next_ready(0.0)
     frontier.robots_arrived(robots, "User-agent: *\nDisallow: /private\n")
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
     assert frontier.admitted == 2
     assert frontier.skipped == {SKIP_ROBOTS: 2, SKIP_MAX_PAGES: 1}
-    assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
+
+
+def test_max_pages_is_spent_in_breadth_first_order():
+    frontier = make(max_pages=3)
+    frontier.offer(f"{SITE}/", 0)
+    seed = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/a", 1)
+    a = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/a/deep", 2)  # found first, but depth 2 waits for the seed...
+    frontier.offer(f"{SITE}/b", 1)  # ...so the later depth-1 page gets the last of the budget
+    assert urls(drain(frontier, 0.0)) == [f"{SITE}/b"]
+    frontier.done(seed, 0.0)
+    assert drain(frontier, 0.0) == []
+    assert frontier.skipped[SKIP_MAX_PAGES] == 1
+    frontier.done(a, 0.0)
+    assert frontier.has_pending() is True  # b is in flight
 
 
 # -- robots.txt ----------------------------------------------------------------------
@@ -296,34 +313,61 @@ def test_crawl_delay_from_robots_raises_the_delay(configured, crawl_delay, effec
 # -- breadth-first levels --------------------------------------------------------------
 
 
-def test_deeper_level_waits_for_tasks_in_flight():
-    frontier = make(max_depth=2)
+def test_the_next_level_goes_while_one_is_in_flight_but_not_the_one_after():
+    frontier = make(max_depth=3)
     frontier.offer(f"{SITE}/", 0)
     seed = frontier.next_ready(0.0)
     frontier.offer(f"{SITE}/a", 1, parent=seed.url)
     frontier.offer(f"{SITE}/b", 1, parent=seed.url)
     assert frontier.current_level() == 0
-    assert frontier.next_ready(0.0) is None  # the seed is still in flight
-    frontier.done(seed, 0.0)
-    a = frontier.next_ready(0.0)
+    a, b = drain(frontier, 0.0)  # depth 1 goes while the seed (depth 0) is in flight
     assert (a.url, a.depth, a.parent) == (f"{SITE}/a", 1, f"{SITE}/")
     frontier.offer(f"{SITE}/a/deep", 2, parent=a.url)
-    b = frontier.next_ready(0.0)
-    assert b.url == f"{SITE}/b"
-    assert frontier.next_ready(0.0) is None  # depth 2 waits: a and b are in flight
-    frontier.done(a, 0.0)
-    assert frontier.next_ready(0.0) is None  # b is still in flight
+    assert frontier.next_ready(0.0) is None  # depth 2 waits for the seed...
+    frontier.done(seed, 0.0)
     assert frontier.current_level() == 1
-    frontier.done(b, 0.0)
-    deep = frontier.next_ready(0.0)
+    deep = frontier.next_ready(0.0)  # ...and no longer once it is done
     assert (deep.url, deep.depth, deep.parent) == (f"{SITE}/a/deep", 2, f"{SITE}/a")
+    frontier.offer(f"{SITE}/a/deep/er", 3, parent=deep.url)
+    assert frontier.next_ready(0.0) is None  # depth 3 waits: a and b (depth 1) are in flight
+
+
+def test_a_waiting_url_found_by_a_shorter_path_moves_up():
+    frontier = make(max_depth=2)
+    frontier.offer(f"{SITE}/", 0)
+    seed = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/a", 1, parent=seed.url)
+    a = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/x", 2, parent=a.url)  # found from depth 1 first...
+    frontier.done(a, 0.0)
+    assert frontier.offer(f"{SITE}/x", 1, parent=seed.url) is True  # ...then from the seed
+    x = frontier.next_ready(0.0)  # not waiting for the seed any more: it is depth 1 now
+    assert (x.url, x.depth, x.parent) == (f"{SITE}/x", 1, f"{SITE}/")
+    assert frontier.next_ready(0.0) is None  # and only once
+    assert frontier.skipped == {SKIP_DUPLICATE: 1}
+    frontier.done(seed, 0.0)
+    frontier.done(x, 0.0)
+    assert frontier.has_pending() is False
+    assert frontier.offer(f"{SITE}/x", 1) is False  # handed out: a plain duplicate now
+
+
+def test_a_url_waiting_for_robots_moves_up_too():
+    frontier = make(max_depth=2, obey_robots=True)
+    frontier.offer(f"{SITE}/x", 2)
+    frontier.offer(f"{SITE}/x", 1)
+    robots = frontier.next_ready(0.0)
+    frontier.done(robots, 0.0)
+    frontier.robots_arrived(robots, None)
+    tasks = drain(frontier, 0.0)
+    assert [(t.url, t.depth) for t in tasks] == [(f"{SITE}/x", 1)]
 
 
 def test_lower_depth_goes_first_across_hosts():
     frontier = make(allowed_hosts=("a.org", "b.org"))
-    frontier.offer("http://a.org/deep", 1)
+    frontier.offer("http://a.org/deep", 2)
+    frontier.offer("http://a.org/next", 1)
     frontier.offer("http://b.org/seed", 0)
-    assert urls(drain(frontier, 0.0)) == ["http://b.org/seed"]
+    assert urls(drain(frontier, 0.0)) == ["http://b.org/seed", "http://a.org/next"]
 
 
 def test_has_pending():

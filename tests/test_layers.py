@@ -23,9 +23,9 @@ OWNERS = {
     "urllib3": {"download"},
     "lxml": {"parse"},
     "cssselect": {"parse"},
-    "bs4": {"parse"},
+    "charset_normalizer": {"parse"},
     "protego": {"robots"},
-    "w3lib": {"urls"},
+    "w3lib": {"urls", "parse"},  # parse: w3lib.encoding reads <meta> charsets
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
     "multiprocessing": {"backend", "demo", "bench"},
