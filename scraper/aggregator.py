@@ -7,11 +7,17 @@ crawl can hand their links back to the scheduler.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .journal import Journal
 from .records import PAGE, Result
 from .stats import CrawlStats
+
+# Seconds between two writes of the shared list: one write (and one flush to
+# the OS) per batch keeps the parent cheap; a crash loses at most this much
+# output, which --resume fetches again.
+FLUSH_EVERY = 0.1
 
 
 class Aggregator:
@@ -20,6 +26,7 @@ class Aggregator:
         self.stats = stats
         self.journal = journal
         self.records: list[dict[str, Any]] = []  # the shared list: records not yet written
+        self._last_flush = time.monotonic()
 
     def drain(self, timeout: float) -> list[Result]:
         """Results available now (waiting up to `timeout` for the first one)."""
@@ -31,11 +38,19 @@ class Aggregator:
         self.records.append(result.record)
         self.stats.count(result.record)
 
-    def flush(self) -> None:
-        """Write the shared list to the journal and empty it."""
-        if self.journal is not None and self.records:
+    def flush(self, force: bool = True) -> list[dict[str, Any]]:
+        """Write the shared list to the journal and empty it; the records written.
+
+        Unless `force`, only once FLUSH_EVERY has passed since the last write.
+        """
+        now = time.monotonic()
+        if not self.records or (not force and now - self._last_flush < FLUSH_EVERY):
+            return []
+        if self.journal is not None:
             self.journal.write(self.records)
-        self.records.clear()
+        written, self.records = self.records, []
+        self._last_flush = now
+        return written
 
     def close(self) -> None:
         self.flush()

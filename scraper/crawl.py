@@ -40,6 +40,7 @@ from .urls import host_of
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds the main loop waits for results before it looks at the rest
+CHECK_EVERY = 0.1  # seconds between two looks for dead or hung workers
 STOP_JOIN = 5.0  # seconds workers get to exit after their sentinel at the end
 # After Ctrl-C, pages in flight get this long (at most --timeout) to finish.
 STOP_GRACE = 3.0
@@ -58,6 +59,7 @@ class Crawl:
         self.stats = CrawlStats()
         self._stop_deadline: float | None = None
         self._fruitless_restarts = 0  # pool restarts since the last result
+        self._last_check = 0.0  # when the workers were last looked at
         self.scheduler: Scheduler | None = None  # the roles exist between enter and exit
 
     def __enter__(self) -> Crawl:
@@ -92,6 +94,7 @@ class Crawl:
             self.pool.want(self.scheduler.limit.threads)
             yield from self._collect(self.aggregator.drain(TICK))
             yield from self._recover_failed_workers()
+        yield from self.aggregator.flush()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
 
     def _mark_done(self, path: str) -> list[int]:
@@ -117,14 +120,17 @@ class Crawl:
     def _collect(self, results: list[Result]) -> list[dict[str, Any]]:
         if results:
             self._fruitless_restarts = 0
-        pages = [result for result in results if self.scheduler.complete(result)]
-        for result in pages:
-            self.aggregator.add(result)
-        self.aggregator.flush()
-        return [result.record for result in pages]
+        for result in results:
+            if self.scheduler.complete(result):
+                self.aggregator.add(result)
+        return self.aggregator.flush(force=False)
 
     def _recover_failed_workers(self) -> list[dict[str, Any]]:
         """Restart the pool after a worker died or hung; retry its task once."""
+        now = time.monotonic()
+        if now - self._last_check < CHECK_EVERY:
+            return []
+        self._last_check = now
         failures = self.pool.failures()
         if not failures:
             return []

@@ -88,18 +88,23 @@ def decode_html(body: bytes, header_charset: str | None) -> str:
     wins over <meta> when both decode the body; a charset that cannot decode
     the body (or is unknown) is skipped.
     """
+    return _decode(body, header_charset)[0]
+
+
+def _decode(body: bytes, header_charset: str | None) -> tuple[str, str]:
+    """decode_html(), and the codec that decoded the body."""
     for bom, encoding in _BOMS:
         if body.startswith(bom):
-            return body[len(bom):].decode(encoding, errors="replace")
+            return body[len(bom):].decode(encoding, errors="replace"), encoding
     for label in _candidate_charsets(body, header_charset):
         name = _codec_name(label) if label else None
         if name is None:
             continue
         try:
-            return body.decode(name)
+            return body.decode(name), name
         except (UnicodeDecodeError, LookupError):
             continue
-    return body.decode("cp1252", errors="replace")
+    return body.decode("cp1252", errors="replace"), "cp1252"
 
 
 def _candidate_charsets(body: bytes, header_charset: str | None) -> Iterator[str | None]:
@@ -118,13 +123,13 @@ def _codec_name(label: str) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-def parse_tree(text: str) -> Any:
-    """An lxml HTML tree, or None for a document with no elements."""
+def parse_tree(text: str | bytes) -> Any:
+    """An lxml HTML tree of text (or of UTF-8 bytes), or None for a document with no elements."""
     if not hasattr(_local, "parser"):  # lxml parsers must not be shared between threads
         _local.parser = lxml.html.HTMLParser(encoding="utf-8")
     # Bytes input: lxml refuses str with an XML encoding declaration; libxml2
     # also copes with NUL and control characters this way.
-    data = text.encode("utf-8", errors="replace")
+    data = text if isinstance(text, bytes) else text.encode("utf-8", errors="replace")
     try:
         return lxml.html.document_fromstring(data, parser=_local.parser)
     except (lxml.etree.ParserError, ValueError):
@@ -245,7 +250,9 @@ def parse_page(
 ) -> ParsedPage:
     """Everything the record needs from an HTML body (not called for other types)."""
     _, charset = split_content_type(content_type)
-    tree = parse_tree(decode_html(body, charset))
+    text, codec = _decode(body, charset)
+    # A body that is UTF-8 (or ASCII) goes to lxml as it is: no need to encode the text again.
+    tree = parse_tree(body if codec == "utf_8" or body.isascii() else text)
     if tree is None:
         return ParsedPage(fields={name: [] for name in selects})
     return extract(tree, url, selects)

@@ -23,7 +23,7 @@ from .records import ROBOTS, Result, Task
 # task finds the next one waiting instead of waiting for the parent, and the
 # queue stays short, so politeness decisions stay fresh (the idea of
 # concurrent.futures' EXTRA_QUEUED_CALLS).
-PREFETCH = 2
+PREFETCH = 4
 
 
 class InFlightLimit:
