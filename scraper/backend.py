@@ -13,11 +13,12 @@ shared queue that the aggregator would block on for ever.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.connection
 import multiprocessing.util
 import queue
+import selectors
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -104,10 +105,12 @@ class _PipeResults:
     def __init__(self, context: Any) -> None:
         self.context = context
         self.readers: dict[str, Any] = {}
+        self.selector = selectors.DefaultSelector()  # kept: one per receive() would cost more
 
     def open(self, name: str) -> Any:
         reader, sender = self.context.Pipe(duplex=False)
         self.readers[name] = reader
+        self.selector.register(reader, selectors.EVENT_READ)
         # A forked child inherits the read ends; it must not hold them, or a worker
         # whose parent was killed would block on a full pipe instead of seeing EPIPE.
         multiprocessing.util.register_after_fork(reader, _close_connection)
@@ -119,8 +122,11 @@ class _PipeResults:
 
     def receive(self, timeout: float) -> list[Any]:
         received: list[Any] = []
-        ready = multiprocessing.connection.wait(list(self.readers.values()), timeout)
-        for reader in ready:
+        if not self.readers:
+            time.sleep(timeout)
+            return received
+        for key, _ in self.selector.select(timeout):
+            reader = key.fileobj
             try:
                 for _ in range(MAX_PER_READ):
                     if not reader.poll():
@@ -134,12 +140,15 @@ class _PipeResults:
         for name, known in list(self.readers.items()):
             if known is reader:
                 del self.readers[name]
+        self.selector.unregister(reader)
         reader.close()
 
     def close(self) -> None:
         for reader in self.readers.values():
+            self.selector.unregister(reader)
             reader.close()
         self.readers.clear()
+        self.selector.close()
 
 
 class _LockedSender:

@@ -90,8 +90,8 @@ class Crawl:
         for depth in depths:
             self._offer_links(resume_from, depth)
         while not self.scheduler.finished() and not self._stop_expired():
+            self.pool.want(self.scheduler.limit.threads)  # first: the threads start as tasks arrive
             self.scheduler.fill()
-            self.pool.want(self.scheduler.limit.threads)
             yield from self._collect(self.aggregator.drain(TICK))
             yield from self._recover_failed_workers()
         yield from self.aggregator.flush()

@@ -42,7 +42,7 @@ class InFlightLimit:
     """
 
     SAMPLES = 64  # results the estimate is taken over
-    EVERY = 8  # results between two estimates, once the first SAMPLES are in
+    EVERY = 16  # results between two estimates, once the first SAMPLES are in
     MIN_CPU_MS = 0.2  # a task never costs less than this (an error page can be almost free)
 
     def __init__(self, workers: int, max_threads: int, concurrency: int | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -40,6 +41,7 @@ def is_http_url(url: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)  # the scheduler asks several times per URL
 def host_of(url: str) -> str:
     """Lower-case host name without port: the key of per-host politeness."""
     return (urlsplit(url).hostname or "").lower()
@@ -51,6 +53,7 @@ def robots_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
 
 
+@functools.lru_cache(maxsize=4096)
 def origin_of(url: str) -> str:
     """scheme://host[:port]: robots.txt rules apply per origin."""
     parts = urlsplit(url)
