@@ -3,10 +3,14 @@ workers that cannot run their task's result or cannot start at all."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hostile_server import HostileServer
 
 import scraper
+from scraper.backend import get_backend
+from scraper.pool import WorkerPool
 from scraper.scheduler import PREFETCH, InFlightLimit
 
 
@@ -109,3 +113,22 @@ def test_workers_that_cannot_start_end_the_crawl_with_an_error(small_site):
 def test_a_parse_callback_that_does_not_pickle_is_a_usage_error():
     with pytest.raises(scraper.UsageError, match="top-level"):
         scraper.CrawlConfig(parse=lambda record, tree: {})
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_workers_with_many_fetch_threads_end_on_one_sentinel_each(start_method):
+    config = scraper.CrawlConfig(workers=2, concurrency=64)
+    pool = WorkerPool(get_backend("process", start_method), 2, config, ("example.com",))
+    pool.want(32)
+    pool.start()
+    time.sleep(1.0)  # let every fetch thread start and wait for a task
+    started = time.monotonic()
+    pool.stop(started + 20)
+    took = time.monotonic() - started
+    pool.close()
+    # Exit code 0: each ended on its sentinel, none was killed at the deadline
+    # (a process ending while its idle threads held the shared queue's lock
+    # would leave the other one unable to read its sentinel).
+    assert [slot.worker.exitcode for slot in pool.slots] == [0, 0]
+    assert took < 10

@@ -138,6 +138,12 @@ def test_utf8_without_any_declaration():
     assert parse(html_page(JAPANESE).encode("utf-8"), "text/html").title == JAPANESE
 
 
+def test_undeclared_legacy_charset_is_detected():
+    text = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 4
+    body = html_page(text.strip(), body=f"<p>{text}</p>").encode("windows-1251")
+    assert parse(body, "text/html").title == text.strip()
+
+
 def test_utf8_bom_without_header():
     body = b"\xef\xbb\xbf" + html_page(JAPANESE).encode("utf-8")
     assert decode_html(body, None).lstrip("\ufeff") == html_page(JAPANESE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scraper.urls import (
+    LinkResolver,
     canonicalize,
     host_in_scope,
     host_of,
@@ -166,3 +167,37 @@ def test_resolve_link(href, expected):
 
 def test_resolve_link_protocol_relative_keeps_base_scheme():
     assert resolve_link("https://example.com/", "//cdn.example.org/x.js") == "https://cdn.example.org/x.js"
+
+
+BASES = [
+    "http://example.com/dir/page.html",
+    "http://example.com/dir/",
+    "http://example.com",
+    "https://example.com:8443/a//b/./c",
+    "http://EXAMPLE.com/a",  # not canonical: every link takes the slow path
+    "http://example.com:80/a/b",
+    "http://example.com/a%20b/c",
+    "http://example.com/a?q=1",
+]
+HREFS = [
+    "item.html", "./item.html", "../item.html", "../../../../up.html", "/abs/path", "sub/dir/",
+    "a//b", ".", "..", "../.", "x/..", "#frag", "item.html#frag", "/#", "", "  spaced.html  ",
+    "?q=1", "item.html?b=2&a=1", "//other.org/x", "http://example.com/a/../b", "HTTP://Example.com/x",
+    "mailto:a@b.c", "javascript:void(0)", "caf\u00e9.html", "a b.html", "%7Euser/", "~user/",
+    "http://[::1", "http://example.com:bad/", "\tTabbed.html", "a;b=c",
+]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_link_resolver_gives_exactly_what_resolve_link_gives(base):
+    resolver = LinkResolver(base)
+    for href in HREFS:
+        assert resolver.resolve(href) == resolve_link(base, href), href
+
+
+def test_link_resolver_fast_path_covers_plain_links():
+    resolver = LinkResolver("http://example.com/dir/page.html")
+    assert resolver.origin == "http://example.com"  # a plain, canonical base: the fast path is on
+    assert resolver.resolve("../a/./b/../c.html#x") == "http://example.com/a/c.html"
+    assert resolver.resolve("../../../../x") == "http://example.com/x"
+    assert LinkResolver("http://EXAMPLE.com/").origin is None
