@@ -200,14 +200,16 @@ def _process_entry(
         for index in range(started, goal):
             threading.Thread(target=target, args=(name, relay, *args), kwargs={"index": index},
                              daemon=True).start()  # fmt: skip
-            relay.idle.release()
+            relay.idle.put(None)
         started = max(started, goal)
-        if not relay.idle.acquire(timeout=GROW_CHECK):
+        try:
+            relay.idle.get(timeout=GROW_CHECK)
+        except queue.Empty:
             continue  # every fetch thread is busy
         try:
             task = tasks.get(timeout=GROW_CHECK)
         except queue.Empty:
-            relay.idle.release()
+            relay.idle.put(None)
             if not _parent_process_alive():
                 return
             continue
@@ -223,14 +225,14 @@ class _RelayedTasks:
     def __init__(self, shared: Any) -> None:
         self.shared = shared
         self.local: queue.SimpleQueue = queue.SimpleQueue()
-        self.idle = threading.Semaphore(0)  # fetch threads waiting for a task
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # a token per fetch thread waiting for a task
 
     def get(self, timeout: float | None = None) -> Any:
         return self.local.get(timeout=timeout)
 
     def task_done(self) -> None:
         self.shared.task_done()
-        self.idle.release()
+        self.idle.put(None)
 
 
 def _parent_process_alive() -> bool:

@@ -126,7 +126,8 @@ def _codec_name(label: str) -> str | None:
 def parse_tree(text: str | bytes) -> Any:
     """An lxml HTML tree of text (or of UTF-8 bytes), or None for a document with no elements."""
     if not hasattr(_local, "parser"):  # lxml parsers must not be shared between threads
-        _local.parser = lxml.html.HTMLParser(encoding="utf-8")
+        # collect_ids=False: no hash table of id attributes (ids are found by XPath anyway)
+        _local.parser = lxml.html.HTMLParser(encoding="utf-8", collect_ids=False)
     # Bytes input: lxml refuses str with an XML encoding declaration; libxml2
     # also copes with NUL and control characters this way.
     data = text if isinstance(text, bytes) else text.encode("utf-8", errors="replace")
