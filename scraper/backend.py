@@ -204,8 +204,10 @@ def _process_entry(
         started = max(started, goal)
         try:
             relay.idle.get(timeout=GROW_CHECK)
-        except queue.Empty:
-            continue  # every fetch thread is busy
+        except queue.Empty:  # every fetch thread is busy
+            if not _parent_process_alive():
+                return
+            continue
         try:
             task = tasks.get(timeout=GROW_CHECK)
         except queue.Empty:
