@@ -52,11 +52,11 @@ class HostSlot:
     def ready_at(self) -> float:
         return self.last_start + self.delay
 
-    def limit(self, per_host: int) -> int:
-        """Requests in flight allowed. With a delay, one at a time: a task waits in
+    def limit(self, per_host: int, queue_ahead: int) -> int:
+        """Tasks handed out allowed. With a delay, one at a time: a task waits in
         the queue for a free worker, so only a finished request tells when the
         next one may start without coming too soon after it (wget --wait)."""
-        return 1 if self.delay > 0 else per_host
+        return 1 if self.delay > 0 else per_host + queue_ahead
 
 
 @dataclass
@@ -78,7 +78,12 @@ class Frontier:
         delay: float,
         user_agent: str,
         obey_robots: bool,
+        queue_ahead: int = 0,
     ) -> None:
+        """`queue_ahead`: tasks a host may have handed out beyond `per_host`, so
+        that a worker finds its next task waiting. Only for workers that cannot
+        run more than `per_host` requests at once anyway (all their fetch
+        threads together): the cap on requests in flight still holds."""
         self.allowed_hosts = allowed_hosts
         self.max_depth = max_depth
         self.max_pages = max_pages
@@ -86,6 +91,7 @@ class Frontier:
         self.delay = delay
         self.user_agent = user_agent
         self.obey_robots = obey_robots
+        self.queue_ahead = queue_ahead
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
         self.admitted = 0  # pages scheduled (the max-pages count)
@@ -225,7 +231,7 @@ class Frontier:
             self._drop_stale(slot)
             if not slot.queue or slot.queue[0][0] > level + 1:
                 continue
-            if slot.in_flight >= slot.limit(self.per_host) or now < slot.ready_at():
+            if slot.in_flight >= slot.limit(self.per_host, self.queue_ahead) or now < slot.ready_at():
                 continue
             depth, seq, _ = slot.queue[0]
             if best is None or (depth, seq) < best[:2]:

@@ -8,7 +8,6 @@ nothing pending and nothing in flight.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -57,6 +56,7 @@ class InFlightLimit:
             self.value = workers * (1 + PREFETCH)
         self._cpu_ms: deque[float] = deque(maxlen=self.SAMPLES)
         self._wait_ms: deque[float] = deque(maxlen=self.SAMPLES)
+        self._observed = 0
 
     def observe(self, cpu_ms: float, wall_ms: float) -> None:
         """One result came back: its task took `wall_ms`, `cpu_ms` of it on a CPU."""
@@ -64,11 +64,12 @@ class InFlightLimit:
             return
         self._cpu_ms.append(max(cpu_ms, self.MIN_CPU_MS))
         self._wait_ms.append(max(wall_ms - cpu_ms, 0.0))
-        if len(self._cpu_ms) < self.SAMPLES or len(self._cpu_ms) % self.EVERY == 0:
+        self._observed += 1
+        if self._observed < self.SAMPLES or self._observed % self.EVERY == 0:
             self.estimate()
 
     def estimate(self) -> None:
-        cpu = statistics.median(self._cpu_ms)
+        cpu = sorted(self._cpu_ms)[len(self._cpu_ms) // 2]
         wait = sorted(self._wait_ms)[len(self._wait_ms) // 4]
         self.threads = max(1, min(self.max_threads, round(1 + wait / cpu)))
         self.value = self.workers * (self.threads + PREFETCH)
@@ -86,6 +87,9 @@ class Scheduler:
         self.config = config
         self.tasks = tasks
         self.clock = clock
+        # Tasks beyond --per-host may wait in the queue only when the fetch threads
+        # of all workers could not run more requests than that at once anyway.
+        fetch_threads = config.workers * max_threads
         self.frontier = Frontier(
             allowed_hosts=allowed_hosts,
             max_depth=config.depth,
@@ -94,6 +98,7 @@ class Scheduler:
             delay=config.delay,
             user_agent=config.user_agent,
             obey_robots=not config.ignore_robots,
+            queue_ahead=config.workers * PREFETCH if fetch_threads <= config.per_host else 0,
         )
         self.in_flight: dict[int, Task] = {}
         # `max_threads`: fetch threads a worker may run (one, unless processes run several).

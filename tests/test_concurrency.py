@@ -11,7 +11,7 @@ from hostile_server import HostileServer
 import scraper
 from scraper.backend import get_backend
 from scraper.pool import WorkerPool
-from scraper.scheduler import PREFETCH, InFlightLimit
+from scraper.scheduler import PREFETCH, InFlightLimit, Scheduler
 
 
 class Unpicklable(str):
@@ -42,6 +42,25 @@ def test_concurrency_caps_requests_in_flight():
         records = scraper.crawl(urls, workers=2, concurrency=3, backend="process", start_method="fork")
     assert len(records) == 12
     assert server.httpd.max_in_flight <= 3
+
+
+@pytest.mark.parametrize(("per_host", "queue_ahead"), [(64, 2 * PREFETCH), (63, 0), (8, 0)])
+def test_tasks_queue_ahead_only_when_the_threads_cannot_exceed_the_per_host_cap(per_host, queue_ahead):
+    config = scraper.CrawlConfig(workers=2, per_host=per_host)
+    scheduler = Scheduler(config, tasks=None, allowed_hosts=("example.com",), max_threads=32)
+    assert scheduler.frontier.queue_ahead == queue_ahead
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("per_host", [4, 6])
+def test_tasks_queued_ahead_never_raise_requests_in_flight_above_the_cap(per_host, monkeypatch):
+    # 2 workers x 3 threads: with --per-host 6 tasks wait in the queue, with 4 they do not.
+    monkeypatch.setattr(scraper.config, "AUTO_THREADS_PER_WORKER", 3)
+    with HostileServer() as server:
+        urls = [server.url(f"/slow/{i}") for i in range(24)]
+        records = scraper.crawl(urls, workers=2, per_host=per_host, backend="process", start_method="fork")
+    assert sorted(r["url"] for r in records) == sorted(urls)
+    assert server.httpd.max_in_flight <= per_host
 
 
 def feed(limit: InFlightLimit, cpu_ms: float, wall_ms: float, results: int) -> None:

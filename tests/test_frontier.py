@@ -246,6 +246,17 @@ def test_per_host_caps_tasks_in_flight():
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/3"]
 
 
+def test_queue_ahead_hands_out_more_tasks_than_the_cap_but_not_with_a_delay():
+    frontier = make(per_host=2, queue_ahead=3)
+    for index in range(8):
+        frontier.offer(f"{SITE}/{index}", 0)
+    assert len(drain(frontier, 0.0)) == 5
+    slow = make(per_host=2, queue_ahead=3, delay=1.0)
+    for index in range(8):
+        slow.offer(f"{SITE}/{index}", 0)
+    assert len(drain(slow, 0.0)) == 1
+
+
 def test_per_host_cap_is_per_host():
     frontier = make(per_host=1, allowed_hosts=("a.org", "b.org"))
     for url in ("http://a.org/1", "http://a.org/2", "http://b.org/1", "http://b.org/2"):

@@ -23,7 +23,8 @@ OWNERS = {
     "urllib3": {"download"},
     "lxml": {"parse"},
     "cssselect": {"parse"},
-    "charset_normalizer": {"parse"},
+    "bs4": {"parse"},
+    "charset_normalizer": set(),  # bs4 uses it
     "protego": {"robots"},
     "w3lib": {"urls", "parse"},  # parse: w3lib.encoding reads <meta> charsets
     "tqdm": {"cli"},
