@@ -96,6 +96,7 @@ class Crawl:
             yield from self._recover_failed_workers()
         yield from self.aggregator.flush()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
+        self.stats.slowed.update(self.scheduler.frontier.slowed)
 
     def _mark_done(self, path: str) -> list[int]:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""
@@ -121,8 +122,8 @@ class Crawl:
         if results:
             self._fruitless_restarts = 0
         for result in results:
-            if self.scheduler.complete(result):
-                self.aggregator.add(result)
+            for settled in self.scheduler.complete(result):
+                self.aggregator.add(settled)
         return self.aggregator.flush(force=False)
 
     def _recover_failed_workers(self) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import requests
 import urllib3.exceptions
 
 from . import errors
-from .urls import canonicalize, is_http_url
+from .urls import is_http_url, wire_url
 
 _INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
 
@@ -42,6 +42,8 @@ class Limits:
     max_bytes: int
     retries: int
     max_redirects: int = MAX_REDIRECTS
+    cut_at_max: bool = False
+    retry_statuses: frozenset[int] = RETRY_STATUSES
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Download:
     error: str | None = None
     elapsed_ms: float = 0.0
     retry_after: float | None = None  # seconds, from the last response
+    redirect_to: str | None = None
+    cut: bool = False
 
 
 class _Abort(Exception):
@@ -111,7 +115,7 @@ def download(
     attempt = 0
     while True:
         result = fetch_once(session, url, limits, in_scope)
-        wait = retry_delay(result, attempt, limits.retries)
+        wait = retry_delay(result, attempt, limits.retries, limits.retry_statuses)
         if wait is None:
             break
         sleep(wait)
@@ -120,9 +124,9 @@ def download(
     return result
 
 
-def retry_delay(result: Download, attempt: int, retries: int) -> float | None:
+def retry_delay(result: Download, attempt: int, retries: int, statuses=RETRY_STATUSES) -> float | None:
     """Seconds to wait before the next attempt, or None when not to retry."""
-    if attempt >= retries or not is_retryable(result):
+    if attempt >= retries or not is_retryable(result, statuses):
         return None
     backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) + random.uniform(0, BACKOFF_BASE)
     if result.retry_after is None:
@@ -132,7 +136,7 @@ def retry_delay(result: Download, attempt: int, retries: int) -> float | None:
     return max(result.retry_after, 0.0)
 
 
-def is_retryable(result: Download) -> bool:
+def is_retryable(result: Download, statuses=RETRY_STATUSES) -> bool:
     """Connection errors, connect timeouts, 429 and 5xx.
 
     A server that accepted the connection and then hung or trickled has
@@ -140,7 +144,7 @@ def is_retryable(result: Download) -> bool:
     costs about `timeout` seconds, not (retries + 1) times that.
     """
     if result.status is not None and result.error and result.error.startswith("http_"):
-        return result.status in RETRY_STATUSES
+        return result.status in statuses
     return result.error == CONNECT_TIMEOUT or errors.error_kind(result.error) == errors.CONNECTION
 
 
@@ -173,9 +177,12 @@ def fetch_once(
             try:
                 _take_headers(result, response, current)
                 target = _redirect_target(response, current)
+                if target is not None and limits.max_redirects == 0:
+                    result.redirect_to = target
+                    return result
                 if target is None:
-                    _take_body(result, response, limits.max_bytes, deadline)
-                    if result.error is None:  # the body was read to its end: reuse the connection
+                    _take_body(result, response, limits.max_bytes, deadline, limits.cut_at_max)
+                    if result.error is None and not result.cut:  # read to its end: reuse the connection
                         response.raw.release_conn()
                     return result
             finally:
@@ -224,16 +231,17 @@ def _redirect_target(response: requests.Response, url: str) -> str | None:
     target = urljoin(url, location.strip())
     if not is_http_url(target):
         raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
-    return canonicalize(target)
+    return wire_url(target)
 
 
-def _take_body(result: Download, response: requests.Response, max_bytes: int, deadline: float):
+def _take_body(result: Download, response: requests.Response, max_bytes: int, deadline: float,
+               cut_at_max: bool = False):
     """Read the decompressed body, checking size and deadline after every socket read."""
     if result.error is not None:
         return  # error statuses: the body is not needed
     declared = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-    if declared.isdigit() and int(declared) > max_bytes and not encoded:
+    if declared.isdigit() and int(declared) > max_bytes and not encoded and not cut_at_max:
         raise _Abort(f"{errors.TOO_LARGE}: Content-Length {declared}")
     raw = response.raw
     chunks, size = [], 0
@@ -245,6 +253,10 @@ def _take_body(result: Download, response: requests.Response, max_bytes: int, de
         if not chunk:
             break
         size += len(chunk)
+        if size > max_bytes and cut_at_max:
+            chunks.append(chunk[: max_bytes - size + len(chunk)])
+            result.cut = True
+            break
         if size > max_bytes:
             raise _Abort(f"{errors.TOO_LARGE}: more than {max_bytes} bytes")
         chunks.append(chunk)

@@ -33,6 +33,7 @@ TRUNCATED = "truncated"
 PARSE = "parse"
 WORKER_DIED = "worker_died"
 INVALID_URL = "invalid_url"
+ROBOTS_DISALLOWED = "robots_disallowed"  # a redirect into what robots.txt refuses
 INTERNAL = "internal"
 
 

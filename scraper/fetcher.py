@@ -12,17 +12,19 @@ import json
 import queue
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from . import errors
 from .config import CrawlConfig
-from .download import Download, Limits, download, new_session
+from .download import RETRY_STATUSES, Download, Limits, download, new_session
 from .parse import compile_select, is_html, parse_page, split_content_type
-from .records import ROBOTS, Result, Task, failed_record, new_record
-from .urls import host_in_scope, host_of
+from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, failed_record, new_record
+from .urls import canonicalize
 
 GET_TIMEOUT = 0.5  # seconds between checks that the parent is still alive
-ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB (a longer file is cut there)
+ROBOTS_REDIRECTS = 5  # RFC 9309 2.3.1.2: follow at least five
 IDLE = -1  # the value of `current` when a worker holds no task
 
 
@@ -44,14 +46,15 @@ class Fetcher:
         self.allowed_hosts = allowed_hosts
         self.session = new_session(config.user_agent)
         self.selects = {field: compile_select(css) for field, css in config.select}
-        self.page_limits = Limits(config.timeout, config.max_bytes, config.retries)
-        self.robots_limits = Limits(config.timeout, ROBOTS_MAX_BYTES, config.retries)
+        # Pages: each redirect goes back to the scheduler, which checks it like a
+        # link (scope, robots.txt), and so does a 429 or 503 (it slows the host down).
+        self.page_limits = Limits(config.timeout, config.max_bytes, config.retries, max_redirects=0,
+                                  retry_statuses=RETRY_STATUSES - SLOW_DOWN_STATUSES)  # fmt: skip
+        self.robots_limits = Limits(config.timeout, ROBOTS_MAX_BYTES, config.retries,
+                                    max_redirects=ROBOTS_REDIRECTS, cut_at_max=True)  # fmt: skip
 
     def close(self) -> None:
         self.session.close()
-
-    def in_scope(self, url: str) -> bool:
-        return host_in_scope(host_of(url), self.allowed_hosts)
 
     def handle(self, task: Task) -> Result:
         """Fetch and parse one task; never raises."""
@@ -67,36 +70,47 @@ class Fetcher:
         try:
             if task.kind == ROBOTS:
                 return self._handle_robots(task, record)
-            fetched = download(self.session, task.url, self.page_limits, self.in_scope)
-            fill_from_download(record, fetched)
-            if record["error"] is None:
-                self._parse_into(record, fetched)
+            return self._handle_page(task, record)
         except Exception as exc:  # a bug must not cost the crawl: record it
             record["error"] = f"{errors.INTERNAL}: {type(exc).__name__}: {exc}"[:300]
         record["ok"] = record["error"] is None
         return Result(task, record)
 
+    def _handle_page(self, task: Task, record: dict[str, Any]) -> Result:
+        limits = self.page_limits
+        if task.spent_ms:  # a redirect hop: what is left of the page's deadline
+            limits = replace(limits, timeout=max(limits.timeout - task.spent_ms / 1000, 0.001))
+        fetched = download(self.session, task.target, limits)
+        fill_from_download(record, fetched, task)
+        link_urls = None
+        if record["error"] is None and fetched.redirect_to is None:
+            link_urls = self._parse_into(record, fetched)
+        record["ok"] = record["error"] is None
+        return Result(task, record, redirect_to=fetched.redirect_to, link_urls=link_urls,
+                      retry_after=fetched.retry_after)  # fmt: skip
+
     def _handle_robots(self, task: Task, record: dict[str, Any]) -> Result:
         fetched = download(self.session, task.url, self.robots_limits)
-        fill_from_download(record, fetched)
-        text = None
-        if fetched.error is None and fetched.status is not None and 200 <= fetched.status < 300:
-            text = fetched.body.decode("utf-8", errors="replace")
-        return Result(task, record, robots_txt=text)
+        fill_from_download(record, fetched, task)
+        record["ok"] = record["error"] is None
+        return Result(task, record, robots_body=fetched.body)
 
-    def _parse_into(self, record: dict[str, Any], fetched: Download) -> None:
+    def _parse_into(self, record: dict[str, Any], fetched: Download) -> dict[str, str] | None:
+        """Fill the record from an HTML body; the links' URLs as linked, where they differ."""
         started = time.thread_time()  # CPU time of this thread: right for both backends
         if self.parse_started is not None:
             self.parse_started[self.index] = time.time()
         try:
             if is_html(record["content_type"], fetched.body):
-                page = parse_page(fetched.body, fetched.content_type, record["final_url"], self.selects)
+                # Relative links join to the URL that was requested, not its canonical form.
+                page = parse_page(fetched.body, fetched.content_type, fetched.final_url, self.selects)
                 record.update(
                     title=page.title, description=page.description, lang=page.lang,
                     canonical=page.canonical, links=page.links, fields=page.fields,
                 )  # fmt: skip
                 if self.config.parse is not None and page.tree is not None:
                     run_parse_callback(self.config.parse, record, page.tree)
+                return page.link_urls or None
         except Exception as exc:
             record["error"] = f"{errors.PARSE}: {type(exc).__name__}: {exc}"[:300]
         finally:
@@ -105,12 +119,23 @@ class Fetcher:
                 self.parse_started[self.index] = 0.0
 
 
-def fill_from_download(record: dict[str, Any], fetched: Download) -> None:
+def fill_from_download(record: dict[str, Any], fetched: Download, task: Task) -> None:
     media_type, _ = split_content_type(fetched.content_type)
     record.update(
-        final_url=fetched.final_url, status=fetched.status, error=fetched.error,
-        elapsed_ms=fetched.elapsed_ms, content_type=media_type, bytes=len(fetched.body),
+        final_url=_canonical_final_url(fetched.final_url, task), status=fetched.status,
+        error=fetched.error, elapsed_ms=round(task.spent_ms + fetched.elapsed_ms, 3),
+        content_type=media_type, bytes=len(fetched.body),
     )  # fmt: skip
+
+
+def _canonical_final_url(url: str | None, task: Task) -> str | None:
+    """The record's `final_url`: canonical, like `url` and `links`."""
+    if url is None or url == task.target and not task.hops:
+        return task.url if url is not None else None
+    try:
+        return canonicalize(url)
+    except ValueError:
+        return url
 
 
 def run_parse_callback(callback: Callable[..., Any], record: dict[str, Any], tree: Any) -> None:

@@ -21,16 +21,23 @@ import heapq
 import itertools
 import logging
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from . import errors
 from .records import PAGE, ROBOTS, Task
-from .robots import RobotsRules
-from .urls import host_in_scope, host_of, origin_of, robots_url
+from .robots import RobotsRules, product_token, rules_from_response
+from .urls import canonicalize, host_in_scope, host_of, origin_of, robots_url
 
 log = logging.getLogger(__name__)
 
 # robots.txt may ask for any Crawl-delay; more than this is taken as this.
 MAX_CRAWL_DELAY = 60.0
+MAX_REDIRECTS = 10  # hops a page may take (each one is checked like a link)
+# A host that answers 429 or 503 gets no new request before its Retry-After,
+# capped at MAX_PAUSE, or else a pause that doubles from MIN_BACKOFF on every
+# slow-down and halves on every success.
+MAX_PAUSE = 60.0
+MIN_BACKOFF = 1.0
 
 # Why a URL was not scheduled (the summary counts them).
 SKIP_DUPLICATE = "duplicate"
@@ -38,6 +45,7 @@ SKIP_OFFSITE = "offsite"
 SKIP_DEPTH = "depth"
 SKIP_MAX_PAGES = "max_pages"
 SKIP_ROBOTS = "robots"
+SKIP_ROBOTS_UNAVAILABLE = "robots_unavailable"
 
 
 @dataclass
@@ -48,9 +56,11 @@ class HostSlot:
     in_flight: int = 0
     last_start: float = float("-inf")
     delay: float = 0.0
+    paused_until: float = float("-inf")  # after a 429 or 503
+    backoff: float = 0.0  # the pause of the next slow-down without Retry-After
 
     def ready_at(self) -> float:
-        return self.last_start + self.delay
+        return max(self.last_start + self.delay, self.paused_until)
 
     def limit(self, per_host: int, queue_ahead: int) -> int:
         """Tasks handed out allowed. With a delay, one at a time: a task waits in
@@ -89,11 +99,12 @@ class Frontier:
         self.max_pages = max_pages
         self.per_host = per_host
         self.delay = delay
-        self.user_agent = user_agent
+        self.robots_token = product_token(user_agent)
         self.obey_robots = obey_robots
         self.queue_ahead = queue_ahead
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
+        self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
         self.admitted = 0  # pages scheduled (the max-pages count)
         self._ids = itertools.count(1)
         self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
@@ -101,11 +112,13 @@ class Frontier:
         self._robots_tasks: deque[Task] = deque()
         self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
         self._waiting: dict[str, Task] = {}  # URL -> its task, until handed out
+        self._refused: list[tuple[Task, str]] = []  # redirect hops that may not go on
 
     # -- offering URLs ---------------------------------------------------
 
-    def offer(self, url: str, depth: int, parent: str | None = None) -> bool:
-        """Consider a canonical URL; False when it is rejected at once (counted in `skipped`).
+    def offer(self, url: str, depth: int, parent: str | None = None, fetch_url: str | None = None) -> bool:
+        """Consider a canonical URL (to be requested as `fetch_url`, if given);
+        False when it is rejected at once (counted in `skipped`).
 
         True means it passed de-duplication, depth and scope; robots.txt and
         max-pages decide when its origin's rules are known, maybe later.
@@ -117,15 +130,19 @@ class Frontier:
             self.skipped[reason] += 1
             return False
         self.seen.add(url)
-        task = Task(next(self._ids), url, depth, parent)
+        task = Task(next(self._ids), url, depth, parent, fetch_url=fetch_url if fetch_url != url else None)
         self._open_by_depth[depth] += 1
-        self._waiting[url] = task
-        origin = self._origin(url)
+        self._enter(task)
+        return True
+
+    def _enter(self, task: Task) -> None:
+        """Let `task` wait for its origin's robots.txt, or for its host's slot."""
+        self._waiting[task.url] = task
+        origin = self._origin(task.target)
         if origin.rules is None:
             origin.waiting.append(task)
         else:
             self._admit(task, origin.rules)
-        return True
 
     def _moves_up(self, url: str, depth: int, parent: str | None) -> bool:
         """A waiting task found again by a shorter path takes the lower depth.
@@ -137,15 +154,15 @@ class Frontier:
         if old is None or old.depth <= depth:
             return False
         self.skipped[SKIP_DUPLICATE] += 1  # the longer path is the duplicate
-        task = Task(old.id, url, depth, parent)
+        task = replace(old, depth=depth, parent=parent)
         self._waiting[url] = task
         self._close(old.depth)
         self._open_by_depth[depth] += 1
-        origin = self._origins[origin_of(url)]
+        origin = self._origins[origin_of(task.target)]
         if origin.rules is None:
             origin.waiting.append(task)
         else:  # admitted already: robots.txt and max-pages do not decide again
-            heapq.heappush(self._hosts[host_of(url)].queue, (depth, task.id, task))
+            self._push(task)
         return True
 
     def _is_stale(self, task: Task) -> bool:
@@ -174,34 +191,102 @@ class Frontier:
             if self.obey_robots:
                 self._robots_tasks.append(Task(next(self._ids), robots_url(url), kind=ROBOTS))
             else:
-                origin.rules = RobotsRules(None)
+                origin.rules = RobotsRules.allow_all()
         return origin
 
     def _admit(self, task: Task, rules: RobotsRules) -> None:
         if self._is_stale(task):
             return  # it moved up: its replacement is admitted instead
-        if rules.allowed(task.url, self.user_agent):
-            heapq.heappush(self._hosts[host_of(task.url)].queue, (task.depth, task.id, task))
+        if rules.allowed(task.target):
+            self._push(task)
+        elif not task.first_try:  # a redirect into what robots.txt refuses
+            why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
+            self._refuse(task, f"{errors.ROBOTS_DISALLOWED}: {why}: {task.target}")
         else:
-            self._skip(task, SKIP_ROBOTS)
+            self._skip(task, SKIP_ROBOTS_UNAVAILABLE if rules.unavailable else SKIP_ROBOTS)
+
+    def _push(self, task: Task) -> None:
+        heapq.heappush(self._hosts[host_of(task.target)].queue, (task.depth, task.id, task))
 
     def _skip(self, task: Task, reason: str) -> None:
         self.skipped[reason] += 1
         del self._waiting[task.url]
         self._close(task.depth)
 
-    def robots_arrived(self, task: Task, text: str | None) -> None:
-        """Rules for the origin of a ROBOTS task; admits the URLs that waited for them."""
-        origin = self._origins[origin_of(task.url)]
-        origin.rules = RobotsRules(text)
+    def _refuse(self, task: Task, error: str) -> None:
+        """A page whose next hop may not be fetched: it ends with `error`."""
+        self._waiting.pop(task.url, None)
+        self._close(task.depth)
+        self._refused.append((task, error))
+
+    def take_refused(self) -> list[tuple[Task, str]]:
+        """Pages that ended at a redirect (target out of scope, refused by
+        robots.txt, too many hops), with their error, since the last call."""
+        refused, self._refused = self._refused, []
+        return refused
+
+    def robots_arrived(self, task: Task, status: int | None, body: bytes) -> None:
+        """The answer to a ROBOTS task (`status` None: no answer); admits the URLs that waited for it."""
+        key = origin_of(task.url)
+        origin = self._origins[key]
+        origin.rules = rules_from_response(status, body, self.robots_token)
+        if origin.rules.unavailable:
+            answer = f"answered {status}" if status is not None else "did not answer"
+            log.warning("%s/robots.txt %s: nothing of that origin is crawled (RFC 9309)", key, answer)
         slot = self._hosts[host_of(task.url)]
-        crawl_delay = origin.rules.crawl_delay(self.user_agent)
+        crawl_delay = origin.rules.crawl_delay()
         if crawl_delay > MAX_CRAWL_DELAY:
             log.warning("%s asks for Crawl-delay %g s; using %g s", task.url, crawl_delay, MAX_CRAWL_DELAY)
         slot.delay = max(slot.delay, self.delay, min(crawl_delay, MAX_CRAWL_DELAY))
         waiting, origin.waiting = origin.waiting, []
         for page in waiting:
             self._admit(page, origin.rules)
+
+    # -- redirects and slow-downs -------------------------------------------
+
+    def redirect(self, task: Task, target: str, spent_ms: float) -> None:
+        """Go on with a page that was handed out and answered a redirect to
+        `target` (as linked): checked like a link (scope, robots.txt of the
+        target's origin, fetched first if new), then fetched as the same page.
+        A target that may not be fetched ends the page (see take_refused)."""
+        hop = replace(task, fetch_url=target, hops=task.hops + 1, spent_ms=spent_ms, retries=0)
+        try:
+            canonical_host = host_of(canonicalize(target))
+        except ValueError:
+            canonical_host = ""
+        if hop.hops > MAX_REDIRECTS:
+            self._refuse(hop, errors.TOO_MANY_REDIRECTS)
+        elif not host_in_scope(canonical_host, self.allowed_hosts):
+            self._refuse(hop, f"{errors.OFFSITE_REDIRECT}: {target}")
+        else:
+            self._enter(hop)
+
+    def retry_later(self, task: Task, now: float, retry_after: float | None) -> float:
+        """A page answered 429 or 503: slow its host down and send it again
+        when the host may be asked again. The pause, in seconds."""
+        pause = self.slow_down(host_of(task.target), now, retry_after)
+        self._waiting[task.url] = retried = replace(task, retries=task.retries + 1)
+        self._push(retried)
+        return pause
+
+    def slow_down(self, host: str, now: float, retry_after: float | None) -> float:
+        """No new request to `host` before its Retry-After (capped), or a growing pause."""
+        slot = self._hosts[host]
+        if retry_after is not None:
+            pause = min(max(retry_after, 0.0), MAX_PAUSE)
+        else:
+            if now >= slot.paused_until:  # one step per pause: the requests in flight say the same
+                slot.backoff = min(MAX_PAUSE, max(MIN_BACKOFF, slot.backoff * 2))
+            pause = slot.backoff
+        slot.paused_until = max(slot.paused_until, now + pause)
+        self.slowed[host] += 1
+        return pause
+
+    def speed_up(self, host: str) -> None:
+        """A success: the next pause without Retry-After is shorter again."""
+        slot = self._hosts[host]
+        if slot.backoff:
+            slot.backoff = slot.backoff / 2 if slot.backoff / 2 >= MIN_BACKOFF else 0.0
 
     # -- handing out tasks -----------------------------------------------
 
@@ -211,11 +296,12 @@ class Frontier:
             return self._robots_tasks.popleft()
         while (slot := self._next_slot(now)) is not None:
             task = heapq.heappop(slot.queue)[2]
-            if self.max_pages is not None and self.admitted >= self.max_pages:
-                self._skip(task, SKIP_MAX_PAGES)  # counted when handed out: in breadth-first order
-                continue
+            if task.first_try:
+                if self.max_pages is not None and self.admitted >= self.max_pages:
+                    self._skip(task, SKIP_MAX_PAGES)  # counted when handed out: in breadth-first order
+                    continue
+                self.admitted += 1
             del self._waiting[task.url]
-            self.admitted += 1
             slot.in_flight += 1
             slot.last_start = now
             return task
@@ -246,13 +332,18 @@ class Frontier:
         """The lowest depth with open tasks: this depth and the next are handed out."""
         return min(self._open_by_depth) if self._open_by_depth else None
 
-    def done(self, task: Task, now: float) -> None:
-        """A task handed out by next_ready() has its result (at `now`)."""
+    def release(self, task: Task, now: float) -> None:
+        """A task handed out by next_ready() is back: its host's slot is free again."""
         if task.kind == PAGE:
-            slot = self._hosts[host_of(task.url)]
+            slot = self._hosts[host_of(task.target)]
             slot.in_flight -= 1
             if slot.delay > 0:
                 slot.last_start = max(slot.last_start, now)  # the delay counts from the end
+
+    def done(self, task: Task, now: float) -> None:
+        """A task handed out by next_ready() has its final result (at `now`)."""
+        self.release(task, now)
+        if task.kind == PAGE:
             self._close(task.depth)
 
     def _close(self, depth: int) -> None:

@@ -17,7 +17,7 @@ import lxml.etree
 import lxml.html
 from w3lib.encoding import html_body_declared_encoding
 
-from .urls import LinkResolver, resolve_link
+from .urls import LinkResolver, resolve_link, resolve_link_as_linked
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -53,6 +53,7 @@ class ParsedPage:
     links: list[str] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
     tree: Any = None  # the lxml tree, for a user's parse callback
+    link_urls: dict[str, str] = field(default_factory=dict)  # canonical link -> as linked, where they differ
 
 
 def split_content_type(header: str | None) -> tuple[str | None, str | None]:
@@ -158,18 +159,21 @@ def collapse(text: str | None) -> str | None:
 
 
 def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> ParsedPage:
-    """Title, description, lang, canonical, links and --select fields of a page."""
+    """Title, description, lang, canonical, links and --select fields of a page
+    at `url` (the URL it was fetched from)."""
     found = _walk(tree)
     base = _base_url(found.base_hrefs, url)
     resolver = LinkResolver(base)
+    links = unique_links(found.hrefs, resolver)
     return ParsedPage(
         title=collapse(found.title.text_content()) or None if found.title is not None else None,
         description=collapse(found.description) or None,
         lang=collapse(tree.getroottree().getroot().get("lang")) or None,
-        canonical=resolver.resolve(found.canonical) if found.canonical is not None else None,
-        links=unique_links(found.hrefs, resolver),
+        canonical=resolve_link(base, found.canonical) if found.canonical is not None else None,
+        links=links,
         fields={name: select_text(tree, xpath) for name, xpath in selects.items()},
         tree=tree,
+        link_urls=resolver.as_linked,
     )
 
 
@@ -243,10 +247,11 @@ def select_text(tree: Any, xpath: lxml.etree.XPath) -> list[str]:
 
 
 def _base_url(base_hrefs: list[str], url: str) -> str:
+    """The first usable <base href>, as linked (relative links join to it), or `url`."""
     for href in base_hrefs:
-        base = resolve_link(url, href)
+        base = resolve_link_as_linked(url, href)
         if base is not None:
-            return base
+            return base[1]
     return url
 
 

@@ -8,6 +8,10 @@ from typing import Any
 
 PAGE = "page"
 ROBOTS = "robots"
+# Statuses by which a host asks for fewer requests: not retried by the fetch
+# thread; the scheduler slows the host down for every worker and sends the
+# page again (up to --retries).
+SLOW_DOWN_STATUSES = frozenset({429, 503})
 
 RECORD_FIELDS = (
     "url", "final_url", "status", "ok", "error", "depth", "parent", "fetched_at",
@@ -18,7 +22,13 @@ RECORD_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One URL to fetch. `kind` is PAGE, or ROBOTS for a host's robots.txt."""
+    """One URL to fetch. `kind` is PAGE, or ROBOTS for a host's robots.txt.
+
+    `url` is the canonical form (the de-duplication key and the record's
+    `url`); `fetch_url` is what goes on the wire when it differs: the URL as
+    linked, or a redirect's target. A page keeps its `id` through redirect
+    hops and retries; the other counters tell those hand-outs apart.
+    """
 
     id: int
     url: str
@@ -26,23 +36,42 @@ class Task:
     parent: str | None = None
     kind: str = PAGE
     attempt: int = 0  # > 0 when retried after its worker died
+    fetch_url: str | None = None
+    hops: int = 0  # redirects followed to get here
+    spent_ms: float = 0.0  # time the earlier hops took, out of the page's --timeout
+    retries: int = 0  # times the scheduler sent it again after a 429 or 503
+
+    @property
+    def target(self) -> str:
+        """The URL to request."""
+        return self.fetch_url or self.url
+
+    @property
+    def first_try(self) -> bool:
+        """Not a redirect hop nor a retry: counts as a new page (--max-pages)."""
+        return not (self.hops or self.retries)
 
     def __reduce__(self) -> tuple:  # twice as fast as a slotted dataclass's default
-        return (Task, (self.id, self.url, self.depth, self.parent, self.kind, self.attempt))
+        return (Task, (self.id, self.url, self.depth, self.parent, self.kind, self.attempt,
+                       self.fetch_url, self.hops, self.spent_ms, self.retries))  # fmt: skip
 
 
 @dataclass(slots=True)
 class Result:
-    """What a fetcher sends back: the task, its record, robots.txt text if any."""
+    """What a fetcher sends back: the task and its record, and what the scheduler needs."""
 
     task: Task
     record: dict[str, Any]
-    robots_txt: str | None = None
+    robots_body: bytes | None = None  # robots.txt as received (ROBOTS tasks)
     cpu_ms: float = 0.0  # CPU the fetch thread spent on the task (fetch + parse)...
     wall_ms: float = 0.0  # ...out of this much time
+    redirect_to: str | None = None  # a redirect's target, for the scheduler to check and follow
+    retry_after: float | None = None  # seconds, from a 429 or 503
+    link_urls: dict[str, str] | None = None  # canonical link -> the URL as linked, where they differ
 
     def __reduce__(self) -> tuple:
-        return (Result, (self.task, self.record, self.robots_txt, self.cpu_ms, self.wall_ms))
+        return (Result, (self.task, self.record, self.robots_body, self.cpu_ms, self.wall_ms,
+                         self.redirect_to, self.retry_after, self.link_urls))  # fmt: skip
 
 
 def utc_now() -> str:

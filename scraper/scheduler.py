@@ -8,6 +8,7 @@ nothing pending and nothing in flight.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -16,7 +17,10 @@ from typing import Any
 
 from .config import CrawlConfig
 from .frontier import Frontier
-from .records import ROBOTS, Result, Task
+from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, failed_record
+from .urls import canonicalize, host_of, wire_url
+
+log = logging.getLogger(__name__)
 
 # Tasks queued per worker beyond its fetch threads: a thread that finishes a
 # task finds the next one waiting instead of waiting for the parent, and the
@@ -101,13 +105,15 @@ class Scheduler:
             queue_ahead=config.workers * PREFETCH if fetch_threads <= config.per_host else 0,
         )
         self.in_flight: dict[int, Task] = {}
+        self._last_hop: dict[int, dict[str, Any]] = {}  # record of a page's redirect, while its target waits
         # `max_threads`: fetch threads a worker may run (one, unless processes run several).
         self.limit = InFlightLimit(config.workers, max_threads, config.concurrency)
         self.stopping = False
 
     def add_seeds(self, urls: Iterable[str]) -> None:
+        """Seeds as given (they are requested so); their canonical form is the key."""
         for url in urls:
-            self.frontier.offer(url, depth=0)
+            self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url))
 
     def fill(self) -> int:
         """Put ready tasks on the queue up to capacity; how many were put."""
@@ -121,20 +127,73 @@ class Scheduler:
             put += 1
         return put
 
-    def complete(self, result: Result) -> bool:
-        """Take a result back; True when it is a page record for the output."""
-        task = self.in_flight.pop(result.task.id, None)
-        if task is None:
-            return False  # a late duplicate of a task already settled (its worker died)
+    def complete(self, result: Result) -> list[Result]:
+        """Take a result back; the page results it settles, for the output.
+
+        A redirect or a 429/503 to retry is not settled yet: the page goes
+        back to the frontier. A page may also end at its next hop, now or
+        once robots.txt of the target's origin is known (`take_refused`).
+        """
+        task = self.in_flight.get(result.task.id)
+        if task is None or task != result.task:
+            return []  # a late duplicate of a task already settled or sent again (its worker died)
+        del self.in_flight[task.id]
         self.limit.observe(result.cpu_ms, result.wall_ms)
-        self.frontier.done(task, self.clock())
+        now = self.clock()
         if task.kind == ROBOTS:
-            self.frontier.robots_arrived(task, result.robots_txt)
+            self.frontier.done(task, now)
+            failed = result.record["error"] is not None and result.record["error"].startswith("http_")
+            status = result.record["status"] if not result.record["error"] or failed else None
+            self.frontier.robots_arrived(task, status, result.robots_body or b"")
+            return self._refused(now)
+        if result.redirect_to is not None and self.stopping:
+            self.frontier.done(task, now)  # not finished: --resume fetches it again
+            return []
+        if not self._goes_on(task, result, now):
+            self.frontier.done(task, now)
+            self._last_hop.pop(task.id, None)
+            self._offer_links(task, result)
+            return [result, *self._refused(now)]
+        return self._refused(now)
+
+    def _goes_on(self, task: Task, result: Result, now: float) -> bool:
+        """True when the page is not settled: a redirect to follow, or a retry after 429/503."""
+        if self.stopping:
             return False
-        if not self.stopping and task.depth < self.config.depth:
-            for link in result.record["links"]:
-                self.frontier.offer(link, task.depth + 1, parent=task.url)
-        return True
+        record = result.record
+        if result.redirect_to is not None:
+            self.frontier.release(task, now)
+            self._last_hop[task.id] = record
+            self.frontier.redirect(task, result.redirect_to, record["elapsed_ms"])
+            return True
+        host = host_of(task.target)
+        if record["status"] in SLOW_DOWN_STATUSES:
+            if task.retries < self.config.retries:
+                self.frontier.release(task, now)
+                pause = self.frontier.retry_later(task, now, result.retry_after)
+                log.info("%s answered %s: slowing down %s for %.1f s",
+                         task.target, record["status"], host, pause)  # fmt: skip
+                return True
+            self.frontier.slow_down(host, now, result.retry_after)
+        elif record["ok"]:
+            self.frontier.speed_up(host)
+        return False
+
+    def _offer_links(self, task: Task, result: Result) -> None:
+        if self.stopping or task.depth >= self.config.depth:
+            return
+        as_linked = result.link_urls or {}
+        for link in result.record["links"]:
+            self.frontier.offer(link, task.depth + 1, parent=task.url, fetch_url=as_linked.get(link))
+
+    def _refused(self, now: float) -> list[Result]:
+        """Records of the pages that ended at a redirect they may not follow."""
+        ended = []
+        for task, error in self.frontier.take_refused():
+            record = self._last_hop.pop(task.id, None) or failed_record(task, "scheduler", error)
+            record.update(error=error, ok=False)
+            ended.append(Result(task, record))
+        return ended
 
     def requeue(self, tasks: Any, culprits: dict[int, str]) -> list[Task]:
         """After a pool restart: put every task in flight on the new queue `tasks`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .urls import canonicalize, is_http_url
+from .urls import canonicalize, is_http_url, wire_url
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,11 @@ class SeedProblem:
 
 
 def parse_seeds(lines: Iterable[str]) -> tuple[list[str], list[SeedProblem]]:
-    """Canonical seed URLs in file order without duplicates, and the bad lines.
+    """Seed URLs in file order, and the bad lines.
 
-    Whitespace is stripped; blank lines and `#` comments are ignored.
+    Whitespace is stripped; blank lines and `#` comments are ignored. A seed
+    is kept as written (made safe for the wire, see urls.wire_url), since it
+    is requested so; two seeds with the same canonical form are one.
     """
     seeds: list[str] = []
     seen: set[str] = set()
@@ -34,11 +36,11 @@ def parse_seeds(lines: Iterable[str]) -> tuple[list[str], list[SeedProblem]]:
             problems.append(SeedProblem(number, text, "not an absolute http(s) URL"))
             continue
         try:
-            url = canonicalize(text)
+            key, url = canonicalize(text), wire_url(text)
         except ValueError as exc:
             problems.append(SeedProblem(number, text, f"invalid URL ({exc})"))
             continue
-        if url not in seen:
-            seen.add(url)
+        if key not in seen:
+            seen.add(key)
             seeds.append(url)
     return seeds, problems

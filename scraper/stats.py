@@ -18,6 +18,7 @@ class CrawlStats:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
     interrupted: bool = False
@@ -52,6 +53,8 @@ class CrawlStats:
             lines.append("errors: " + _by_count(self.errors))
         if self.skipped:
             lines.append("not scheduled: " + _by_count(self.skipped))
+        if self.slowed:
+            lines.append("slowed down (429/503): " + _by_count(self.slowed))
         if self.resumed:
             lines.append(f"resumed: {self.resumed} pages were already recorded")
         if self.worker_failures:

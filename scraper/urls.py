@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
-from w3lib.url import canonicalize_url
+from w3lib.url import canonicalize_url, safe_url_string
 
 HTTP_SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -30,6 +30,13 @@ def canonicalize(url: str) -> str:
         netloc = f"{userinfo}@{host}" if userinfo else host
         canonical = urlunsplit(parts._replace(netloc=netloc))
     return canonical
+
+
+def wire_url(url: str) -> str:
+    """`url` as it goes on the wire: percent-encoded only where it must be, as
+    Scrapy sends it (w3lib's safe_url_string), without its fragment. Unlike
+    the canonical form, the query keeps its order and its `:` and `/`."""
+    return safe_url_string(urldefrag(url.strip())[0])
 
 
 def is_http_url(url: str) -> bool:
@@ -55,21 +62,33 @@ def robots_url(url: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def origin_of(url: str) -> str:
-    """scheme://host[:port]: robots.txt rules apply per origin."""
+    """scheme://host[:port] in lower case, without a default port: robots.txt
+    rules apply per origin, whether the URL is canonical or as linked."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default is not None and netloc.endswith(f":{default}"):
+        netloc = netloc[: -len(str(default)) - 1]
+    return f"{scheme}://{netloc}"
 
 
 def resolve_link(base: str, href: str) -> str | None:
-    """Absolute canonical http(s) URL of `href` on a page at `base`, or None."""
-    href = href.strip()
-    if not href or href.startswith("#"):
-        return None
+    """Absolute canonical http(s) URL of `href` on a page at `base`, or None.
+
+    An empty href or a bare fragment (`#top`) is the page itself (or its
+    `<base href>`), as a browser resolves it.
+    """
+    resolved = resolve_link_as_linked(base, href)
+    return None if resolved is None else resolved[0]
+
+
+def resolve_link_as_linked(base: str, href: str) -> tuple[str, str] | None:
+    """(canonical form, form to request) of `href` on a page at `base`, or None."""
     try:
-        absolute = urljoin(base, href)
+        absolute = urljoin(base, href.strip())
         if not is_http_url(absolute):
             return None
-        return canonicalize(absolute)
+        return canonicalize(absolute), wire_url(absolute)
     except ValueError:
         return None
 
@@ -85,11 +104,14 @@ class LinkResolver:
 
     Most links of a page are relative paths of plain characters; for those,
     the result of urljoin and canonicalize_url is computed directly (about 15
-    times faster, the same string). Every other link takes resolve_link().
+    times faster, the same string), and it is also the URL to request. Every
+    other link takes resolve_link_as_linked(); where the form to request
+    differs from the canonical one, `as_linked` keeps it (the first href wins).
     """
 
     def __init__(self, base: str) -> None:
         self.base = base
+        self.as_linked: dict[str, str] = {}
         self.origin: str | None = None
         match = _PLAIN_URL.match(base)
         if match and canonicalize(base) == base:
@@ -104,7 +126,13 @@ class LinkResolver:
         path = href.partition("#")[0]
         if self.origin is not None and path and _PLAIN_PATH.match(path) and path[:2] != "//":
             return self.origin + _join_path(self.base_segments, path)
-        return resolve_link(self.base, href)
+        resolved = resolve_link_as_linked(self.base, path)
+        if resolved is None:
+            return None
+        canonical, wire = resolved
+        if wire != canonical and canonical not in self.as_linked:
+            self.as_linked[canonical] = wire
+        return canonical
 
 
 def _join_path(base_segments: list[str], path: str) -> str:

@@ -45,6 +45,7 @@ def build_site(pages: int = 300, fanout: int = 6) -> dict[str, bytes]:
 class Request:
     path: str
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -55,6 +56,8 @@ class SiteServer:
     redirects: dict[str, str] = field(default_factory=lambda: {MOVED: REDIRECT_TARGET})
     delay: float = 0.0
     body_pauses: dict[str, float] = field(default_factory=dict)  # path -> pause between head and body
+    # path -> answers (status, headers) given, in order, before the site's own: 503s, 429s...
+    answers: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -143,9 +146,7 @@ class SiteServer:
             return []
         found: dict[str, None] = {}
         for href in _HREF.findall(body.decode("utf-8")):
-            href = html.unescape(href).strip()
-            if not href or href.startswith("#"):
-                continue
+            href = html.unescape(href).strip()  # "" and "#top" are the page itself (SPEC 4)
             link = urldefrag(urljoin(final, href))[0]
             if urlsplit(link).scheme in ("http", "https"):
                 found[link] = None
@@ -177,11 +178,16 @@ class SiteServer:
 
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 with server._lock:
-                    server.requests.append(Request(self.path, dict(self.headers.items())))
+                    server.requests.append(Request(self.path, dict(self.headers.items()), time.monotonic()))
+                    canned = server.answers.get(self.path)
+                    answer = canned.pop(0) if canned else None
                 if server.delay:
                     time.sleep(server.delay)
                 location = server.redirects.get(self.path)
                 body = server.site.get(self.path)
+                if answer is not None:
+                    self._send_answer(*answer)
+                    return
                 if location is not None:
                     status, body = 301, b"moved"
                 elif body is not None:
@@ -202,6 +208,15 @@ class SiteServer:
                     self.wfile.write(head_bytes)
                     time.sleep(pause)
                     self.wfile.write(body)
+
+            def _send_answer(self, status: int, headers: dict[str, str]) -> None:
+                body = f"{status}".encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "text/plain", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass

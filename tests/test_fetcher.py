@@ -119,32 +119,28 @@ def test_bytes_is_the_decompressed_size(mock):
     assert (record["ok"], record["bytes"], record["title"]) == (True, len(body), "zipped")
 
 
-def test_links_resolve_against_the_final_url_after_a_redirect(mock):
-    mock.get(f"{SITE}/old", status=301, headers={"Location": "/dir/new"})
-    mock.get(f"{SITE}/dir/new", body=b'<html><body><a href="sibling">s</a></body></html>',
-             content_type="text/html")  # fmt: skip
-    record = handle(make_fetcher(), f"{SITE}/old")
-    assert record["url"] == f"{SITE}/old"
-    assert record["final_url"] == f"{SITE}/dir/new"
-    assert (record["status"], record["ok"]) == (200, True)
-    assert record["links"] == [f"{SITE}/dir/sibling"]
-
-
-def test_offsite_redirect_gives_an_error_record(mock):
-    mock.get(f"{SITE}/out", status=302, headers={"Location": "http://other.org/"})
-    record = handle(make_fetcher(), f"{SITE}/out")
-    assert record["ok"] is False
-    assert record["error"] == "offsite_redirect: http://other.org/"
-    assert record["status"] == 302
-    assert (record["links"], record["title"]) == ([], None)
+def test_redirect_goes_back_to_the_scheduler_as_linked(mock):
+    # The fetcher does not follow: the scheduler checks the target like a link.
+    mock.get(f"{SITE}/old", status=301, headers={"Location": "/dir/new?u=https://x.y&b=1&a=2"})
+    result = make_fetcher().handle(Task(42, f"{SITE}/old"))
+    assert result.redirect_to == f"{SITE}/dir/new?u=https://x.y&b=1&a=2"
+    assert (result.record["status"], result.record["error"]) == (301, None)
     assert len(mock.calls) == 1
 
 
-def test_redirect_to_a_subdomain_is_in_scope(mock):
-    mock.get(f"{SITE}/", status=301, headers={"Location": "https://www.example.com/"})
-    mock.get("https://www.example.com/", body=b"<title>www</title>", content_type="text/html")
-    record = handle(make_fetcher(), f"{SITE}/")
-    assert (record["ok"], record["final_url"], record["title"]) == (True, "https://www.example.com/", "www")
+def test_a_429_goes_back_to_the_scheduler_with_its_retry_after(mock):
+    mock.get(f"{SITE}/busy", status=429, headers={"Retry-After": "7"})
+    result = make_fetcher(retries=3).handle(Task(42, f"{SITE}/busy"))
+    assert (result.record["error"], result.retry_after) == ("http_429", 7.0)
+    assert len(mock.calls) == 1  # not retried by the fetch thread: the scheduler slows the host
+
+
+def test_the_url_as_linked_is_requested(mock):
+    mock.get(f"{SITE}/p?u=https://x.y&b=1", body=b"<title>t</title>", content_type="text/html")
+    canonical = f"{SITE}/p?b=1&u=https%3A%2F%2Fx.y"
+    result = make_fetcher().handle(Task(42, canonical, fetch_url=f"{SITE}/p?u=https://x.y&b=1"))
+    assert mock.calls[0].request.url == f"{SITE}/p?u=https://x.y&b=1"
+    assert (result.record["url"], result.record["final_url"], result.record["ok"]) == (canonical, canonical, True)
 
 
 def test_redirect_status_without_location_is_not_ok(mock):
@@ -270,21 +266,29 @@ def test_parse_callback_not_called_for_non_html(mock):
 # -- robots.txt tasks -------------------------------------------------------------
 
 
-def test_robots_task_returns_the_text(mock):
+def test_robots_task_returns_the_body(mock):
     mock.get(f"{SITE}/robots.txt", body=b"User-agent: *\nDisallow: /private\n", content_type="text/plain")
     result = make_fetcher().handle(Task(1, f"{SITE}/robots.txt", kind=ROBOTS))
     assert result.task.kind == ROBOTS
-    assert result.robots_txt == "User-agent: *\nDisallow: /private\n"
+    assert result.robots_body == b"User-agent: *\nDisallow: /private\n"
     assert result.record["status"] == 200
 
 
-def test_missing_robots_txt_gives_none(mock):
+def test_missing_robots_txt_gives_its_status(mock):
     mock.get(f"{SITE}/robots.txt", status=404)
     result = make_fetcher().handle(Task(1, f"{SITE}/robots.txt", kind=ROBOTS))
-    assert result.robots_txt is None
+    assert (result.record["status"], result.robots_body) == (404, b"")
+
+
+def test_robots_txt_redirects_are_followed_and_a_long_file_is_cut(mock):
+    mock.get(f"{SITE}/robots.txt", status=301, headers={"Location": "http://other.org/robots.txt"})
+    mock.get("http://other.org/robots.txt", body=b"Disallow: /x\n" * 100_000, content_type="text/plain")
+    result = make_fetcher().handle(Task(1, f"{SITE}/robots.txt", kind=ROBOTS))
+    assert (result.record["status"], result.record["error"]) == (200, None)
+    assert len(result.robots_body) == 512 * 1024  # RFC 9309 2.5: at least 500 KiB is parsed
 
 
 def test_page_result_carries_no_robots_text(mock):
     mock.get(f"{SITE}/", body=b"<title>x</title>", content_type="text/html")
     result = make_fetcher().handle(Task(1, f"{SITE}/", kind=PAGE))
-    assert result.robots_txt is None
+    assert result.robots_body is None

@@ -115,7 +115,7 @@ def test_max_pages_does_not_count_robots_disallowed_pages():
     for path in ("/private/1", "/a", "/private/2", "/b", "/c"):
         frontier.offer(SITE + path, 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, "User-agent: *\nDisallow: /private\n")
+    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow: /private\n".encode())
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
     assert frontier.admitted == 2
     assert frontier.skipped == {SKIP_ROBOTS: 2, SKIP_MAX_PAGES: 1}
@@ -152,7 +152,7 @@ def test_robots_task_first_and_pages_wait_for_it():
     assert frontier.next_ready(clock.now) is None  # pages wait for robots.txt
     assert frontier.has_pending() is True
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, "User-agent: *\nDisallow:\n")
+    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow:\n".encode())
     tasks = drain(frontier, clock.now)
     assert urls(tasks) == [f"{SITE}/a", f"{SITE}/b"]
     assert {task.kind for task in tasks} == {PAGE}
@@ -176,9 +176,9 @@ def test_robots_of_one_origin_admits_only_its_pages():
     frontier.offer(f"{SITE}/a", 0)
     frontier.offer("http://www.example.com/b", 0)
     first, second = drain(frontier, 0.0)
-    frontier.robots_arrived(second, None)
+    frontier.robots_arrived(second, 404, b"")
     assert urls(drain(frontier, 0.0)) == ["http://www.example.com/b"]
-    frontier.robots_arrived(first, None)
+    frontier.robots_arrived(first, 404, b"")
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/a"]
 
 
@@ -187,7 +187,7 @@ def test_disallowed_pages_are_skipped_and_counted():
     for path in ("/public", "/private/x", "/private", "/other"):
         frontier.offer(SITE + path, 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, f"User-agent: {UA.split('/')[0]}\nDisallow: /private\n")
+    frontier.robots_arrived(robots, 200, f"User-agent: {UA.split('/')[0]}\nDisallow: /private\n".encode())
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/public", f"{SITE}/other"]
     assert frontier.skipped == {SKIP_ROBOTS: 2}
     # pages offered after robots.txt arrived are checked at once
@@ -200,14 +200,14 @@ def test_rules_for_other_agents_do_not_apply():
     frontier = make(obey_robots=True)
     frontier.offer(f"{SITE}/page", 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, "User-agent: otherbot\nDisallow: /\n")
+    frontier.robots_arrived(robots, 200, "User-agent: otherbot\nDisallow: /\n".encode())
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/page"]
 
 
 def test_missing_robots_txt_allows_everything():
     frontier = make(obey_robots=True)
     frontier.offer(f"{SITE}/page", 0)
-    frontier.robots_arrived(frontier.next_ready(0.0), None)
+    frontier.robots_arrived(frontier.next_ready(0.0), 404, b"")
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/page"]
 
 
@@ -217,7 +217,7 @@ def test_everything_disallowed_leaves_nothing_pending():
     frontier.offer(f"{SITE}/b", 0)
     robots = frontier.next_ready(0.0)
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, "User-agent: *\nDisallow: /\n")
+    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow: /\n".encode())
     assert frontier.skipped == {SKIP_ROBOTS: 2}
     assert frontier.next_ready(0.0) is None
     assert frontier.has_pending() is False
@@ -299,7 +299,7 @@ def test_huge_crawl_delay_is_capped():
     frontier = make(obey_robots=True)
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
-    frontier.robots_arrived(frontier.next_ready(clock.now), "User-agent: *\nCrawl-delay: 86400\n")
+    frontier.robots_arrived(frontier.next_ready(clock.now), 200, "User-agent: *\nCrawl-delay: 86400\n".encode())
     frontier.done(frontier.next_ready(clock.now), clock.now)
     clock.advance(60.0)
     assert frontier.next_ready(clock.now).url == f"{SITE}/2"
@@ -311,7 +311,7 @@ def test_crawl_delay_from_robots_raises_the_delay(configured, crawl_delay, effec
     frontier = make(obey_robots=True, delay=configured)
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
-    frontier.robots_arrived(frontier.next_ready(clock.now), f"User-agent: *\nCrawl-delay: {crawl_delay}\n")
+    frontier.robots_arrived(frontier.next_ready(clock.now), 200, f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode())
     first = frontier.next_ready(clock.now)
     assert first.url == f"{SITE}/1"
     frontier.done(first, clock.now)
@@ -368,7 +368,7 @@ def test_a_url_waiting_for_robots_moves_up_too():
     frontier.offer(f"{SITE}/x", 1)
     robots = frontier.next_ready(0.0)
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, None)
+    frontier.robots_arrived(robots, 404, b"")
     tasks = drain(frontier, 0.0)
     assert [(t.url, t.depth) for t in tasks] == [(f"{SITE}/x", 1)]
 
@@ -389,7 +389,7 @@ def test_has_pending():
     robots = frontier.next_ready(0.0)
     assert frontier.has_pending() is True  # the page waits for robots.txt
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, None)
+    frontier.robots_arrived(robots, 404, b"")
     page = frontier.next_ready(0.0)
     assert frontier.has_pending() is True  # handed out, not done
     frontier.done(page, 0.0)
@@ -402,6 +402,6 @@ def test_task_ids_are_unique():
     for index in range(5):
         frontier.offer(f"{SITE}/{index}", 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, None)
+    frontier.robots_arrived(robots, 404, b"")
     tasks = [robots, *drain(frontier, 0.0)]
     assert len({task.id for task in tasks}) == 6

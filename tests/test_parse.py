@@ -208,11 +208,26 @@ def test_page_fields():
         "http://example.com/first",
         "http://example.com/dir/second",
         "http://example.com/area",
+        "http://example.com/dir/page",  # href="#top" and href="": the page itself (SPEC 4)
         "https://other.com/p?y=2&z=1",
         "http://cdn.example.org/c",
         "http://example.com/FIRST",
     ]
+    # What differs from the canonical form is requested as linked (SPEC 3.1).
+    assert page.link_urls == {"https://other.com/p?y=2&z=1": "https://other.com:443/p?z=1&y=2"}
     assert page.fields == {}
+
+
+def test_fragment_and_empty_links_resolve_to_the_base_href():
+    page = parse('<html><head><base href="/b/"></head><body><a href="#x">x</a><a href="">y</a></body></html>')
+    assert page.links == ["http://example.com/b/"]
+
+
+def test_links_join_to_the_url_as_requested():
+    html = '<a href="?page=2">next</a><a href="x?u=https://a.b/">x</a>'
+    page = parse_page(html.encode(), "text/html", "http://example.com/list?z=1&a=2", {})
+    assert page.links == ["http://example.com/list?page=2", "http://example.com/x?u=https%3A%2F%2Fa.b%2F"]
+    assert page.link_urls == {"http://example.com/x?u=https%3A%2F%2Fa.b%2F": "http://example.com/x?u=https://a.b/"}
 
 
 def test_missing_fields_are_none():
