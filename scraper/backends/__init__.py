@@ -1,0 +1,29 @@
+"""The backends: the one place that knows which exist and builds them.
+
+A backend is named here once; the command line's choices, the validation of
+`CrawlConfig.backend` and `get_backend()` all read this table. The
+implementations are imported only when chosen (each pulls in what it needs:
+multiprocessing, or a Redis client).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> "module:class" of its implementation, and a line for --help
+BACKENDS: dict[str, tuple[str, str]] = {
+    "process": ("scraper.backend:ProcessBackend", "worker processes, each running fetch threads"),
+    "thread": ("scraper.backend:ThreadBackend", "worker threads of this process, sharing its GIL"),
+}
+BACKEND_NAMES = tuple(BACKENDS)
+
+
+def get_backend(name: str, **options: Any) -> Any:
+    """The backend called `name`, built with `options` (e.g. start_method)."""
+    try:
+        target = BACKENDS[name][0]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(**options)
