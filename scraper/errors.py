@@ -37,6 +37,20 @@ ROBOTS_DISALLOWED = "robots_disallowed"  # a redirect into what robots.txt refus
 INTERNAL = "internal"
 
 
+MAX_ERROR = 300  # characters of an error string: kind, colon, and the detail cut at a word
+
+
+def describe(kind: str, detail: str | None = None) -> str:
+    """`kind: detail` on one line, cut at a word to at most MAX_ERROR characters."""
+    if not detail:
+        return kind
+    text = f"{kind}: {' '.join(detail.split())}"
+    if len(text) <= MAX_ERROR:
+        return text
+    cut = text.rfind(" ", 0, MAX_ERROR - 1)
+    return text[: cut if cut > len(kind) + 2 else MAX_ERROR - 1].rstrip() + "\u2026"
+
+
 def http_error(status: int) -> str:
     """The error kind of a status that is neither 2xx nor a followed redirect (`http_404`)."""
     return f"http_{status}"

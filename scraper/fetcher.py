@@ -1,56 +1,57 @@
 """The fetcher role: the worker loop, and `handle(task) -> Result` for one task.
 
-The same loop runs in a thread or in a process; nothing here knows which.
-A fetcher never raises out of `handle`: every failure becomes a record with
-an `error`, and a worker only stops on its `None` sentinel or when its
-parent is gone.
+The same loop runs in a thread, in a process or on another machine, over the
+WorkerContext its backend gives it (backends/base.py); nothing here knows
+which. A fetcher never raises out of `handle`: every failure becomes a record
+with an `error`.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .config import CrawlConfig
 from .download import RETRY_STATUSES, Download, Limits, download, new_session
 from .parse import compile_select, is_html, parse_page, split_content_type
-from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, failed_record, new_record
+from .callbacks import resolve_callback
+from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
 from .urls import canonicalize
 
-GET_TIMEOUT = 0.5  # seconds between checks that the parent is still alive
+if TYPE_CHECKING:
+    from .backends.base import WorkerContext
+
+GET_TIMEOUT = 0.05  # seconds between two looks at should_stop() while idle
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB (a longer file is cut there)
 ROBOTS_REDIRECTS = 5  # RFC 9309 2.3.1.2: follow at least five
-IDLE = -1  # the value of `current` when a worker holds no task
+
+
+def _ignore(active: bool) -> None:
+    pass
 
 
 class Fetcher:
-    """Per-worker state: one requests.Session, compiled selectors, the limits."""
+    """Per-fetch-thread state: one requests.Session, compiled selectors, the limits.
 
-    def __init__(
-        self,
-        config: CrawlConfig,
-        name: str,
-        allowed_hosts: tuple[str, ...],
-        parse_started: Any = None,
-        index: int = 0,
-    ) -> None:
-        self.config = config
-        self.parse_started = parse_started  # shared array: when this thread's parse began
-        self.index = index
+    `on_parse(True)` / `on_parse(False)` are called around each parse, so
+    that the worker's backend can tell a parse that hangs or crashes.
+    """
+
+    def __init__(self, spec: WorkerSpec, name: str, on_parse: Callable[[bool], None] = _ignore) -> None:
+        self.spec = spec
         self.name = name
-        self.allowed_hosts = allowed_hosts
-        self.session = new_session(config.user_agent)
-        self.selects = {field: compile_select(css) for field, css in config.select}
+        self.on_parse = on_parse
+        self.session = new_session(spec.user_agent)
+        self.selects = {field: compile_select(css) for field, css in spec.select}
+        self.callback = resolve_callback(spec.parse) if spec.parse else None
         # Pages: each redirect goes back to the scheduler, which checks it like a
         # link (scope, robots.txt), and so does a 429 or 503 (it slows the host down).
-        self.page_limits = Limits(config.timeout, config.max_bytes, config.retries, max_redirects=0,
+        self.page_limits = Limits(spec.timeout, spec.max_bytes, spec.retries, max_redirects=0,
                                   retry_statuses=RETRY_STATUSES - SLOW_DOWN_STATUSES)  # fmt: skip
-        self.robots_limits = Limits(config.timeout, ROBOTS_MAX_BYTES, config.retries,
+        self.robots_limits = Limits(spec.timeout, ROBOTS_MAX_BYTES, spec.retries,
                                     max_redirects=ROBOTS_REDIRECTS, cut_at_max=True)  # fmt: skip
 
     def close(self) -> None:
@@ -72,7 +73,7 @@ class Fetcher:
                 return self._handle_robots(task, record)
             return self._handle_page(task, record)
         except Exception as exc:  # a bug must not cost the crawl: record it
-            record["error"] = f"{errors.INTERNAL}: {type(exc).__name__}: {exc}"[:300]
+            record["error"] = errors.describe(errors.INTERNAL, f"{type(exc).__name__}: {exc}")
         record["ok"] = record["error"] is None
         return Result(task, record)
 
@@ -98,8 +99,7 @@ class Fetcher:
     def _parse_into(self, record: dict[str, Any], fetched: Download) -> dict[str, str] | None:
         """Fill the record from an HTML body; the links' URLs as linked, where they differ."""
         started = time.thread_time()  # CPU time of this thread: right for both backends
-        if self.parse_started is not None:
-            self.parse_started[self.index] = time.time()
+        self.on_parse(True)
         try:
             if is_html(record["content_type"], fetched.body):
                 # Relative links join to the URL that was requested, not its canonical form.
@@ -108,15 +108,14 @@ class Fetcher:
                     title=page.title, description=page.description, lang=page.lang,
                     canonical=page.canonical, links=page.links, fields=page.fields,
                 )  # fmt: skip
-                if self.config.parse is not None and page.tree is not None:
-                    run_parse_callback(self.config.parse, record, page.tree)
+                if self.callback is not None and page.tree is not None:
+                    run_parse_callback(self.callback, record, page.tree)
                 return page.link_urls or None
         except Exception as exc:
-            record["error"] = f"{errors.PARSE}: {type(exc).__name__}: {exc}"[:300]
+            record["error"] = errors.describe(errors.PARSE, f"{type(exc).__name__}: {exc}")
         finally:
             record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
-            if self.parse_started is not None:
-                self.parse_started[self.index] = 0.0
+            self.on_parse(False)
 
 
 def fill_from_download(record: dict[str, Any], fetched: Download, task: Task) -> None:
@@ -150,54 +149,34 @@ def run_parse_callback(callback: Callable[..., Any], record: dict[str, Any], tre
     record["fields"] = {**record["fields"], **extra}
 
 
-def send_result(results: Any, result: Result, worker: str) -> None:
-    """Send a result; one that cannot be pickled is replaced by an error record
-    (as concurrent.futures' _sendback_result does), so the worker lives on."""
+def send_result(context: WorkerContext, result: Result) -> None:
+    """Send a result; one that cannot be sent (not picklable, not JSON) is
+    replaced by an error record (as concurrent.futures' _sendback_result
+    does), so the worker lives on."""
     try:
-        results.send(result)
+        context.send(result)
     except OSError:
         raise
     except Exception as exc:
-        error = f"{errors.INTERNAL}: result could not be sent: {type(exc).__name__}: {exc}"[:300]
-        results.send(Result(result.task, failed_record(result.task, worker, error)))
+        error = errors.describe(errors.INTERNAL, f"result could not be sent: {type(exc).__name__}: {exc}")
+        context.send(Result(result.task, failed_record(result.task, context.name, error)))
 
 
-def worker_main(
-    name: str,
-    tasks: Any,
-    results: Any,
-    current: Any,
-    parse_started: Any,
-    config: CrawlConfig,
-    allowed_hosts: tuple[str, ...],
-    parent_alive: Callable[[], bool],
-    index: int = 0,
-) -> None:
-    """The worker loop: get a task, handle it, send the result, task_done().
-
-    A process may run several of these loops in threads; loop `index` keeps
-    the id of the task in hand in `current[index]` (IDLE otherwise) and the
-    time its parse began in `parse_started[index]`, so that the pool can
-    retry the task if this worker dies or hangs.
-    """
-    fetcher = Fetcher(config, name, allowed_hosts, parse_started, index)
+def worker_main(context: WorkerContext, spec: WorkerSpec) -> None:
+    """The worker loop, the same in a thread, a process or on another machine:
+    take a task, handle it, send its result, say it is done; until told to stop."""
+    fetcher = Fetcher(spec, context.name, on_parse=context.parsing)
     try:
-        while True:
-            try:
-                task = tasks.get(timeout=GET_TIMEOUT)
-            except queue.Empty:
-                if not parent_alive():
-                    return
+        while not context.should_stop():
+            task = context.next_task(GET_TIMEOUT)
+            if task is None:
                 continue
+            context.began(task)
             try:
-                if task is None:
-                    return
-                current[index] = task.id
-                send_result(results, fetcher.handle(task), name)
-            except OSError:  # the result pipe is closed: the parent is gone
+                send_result(context, fetcher.handle(task))
+            except OSError:  # the result channel is closed: the crawl is gone
                 return
             finally:
-                current[index] = IDLE
-                tasks.task_done()
+                context.done(task)
     finally:
         fetcher.close()

@@ -1,4 +1,5 @@
-"""The messages between the roles: Task (scheduler -> fetcher), Result and record."""
+"""The messages between the roles: WorkerSpec and Task (to the workers),
+Result and its record (back). wire.py gives them a versioned JSON form."""
 
 from __future__ import annotations
 
@@ -72,6 +73,24 @@ class Result:
     def __reduce__(self) -> tuple:
         return (Result, (self.task, self.record, self.robots_body, self.cpu_ms, self.wall_ms,
                          self.redirect_to, self.retry_after, self.link_urls))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to fetch and parse, the same on every machine.
+
+    `parse` is a callback by import name ("module:function"), so that a
+    worker can resolve it wherever it runs; `threads` is the most fetch
+    threads one worker process runs.
+    """
+
+    timeout: float
+    max_bytes: int
+    retries: int
+    user_agent: str
+    select: tuple[tuple[str, str], ...] = ()
+    parse: str | None = None
+    threads: int = 1
 
 
 def utc_now() -> str:

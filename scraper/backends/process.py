@@ -1,0 +1,381 @@
+"""The process backend: worker processes of one multiprocessing context, each
+running fetch threads (fork, spawn or forkserver: the context decides).
+
+    crawl --put--> shared task queue --relay thread--> local queue --> fetch threads
+      ^                                                                   |
+      +------------------- one result pipe per worker process <-----------+
+
+- Tasks: one shared queue. In each process only its relay thread reads it,
+  and only when a fetch thread is idle (it holds an idle token), so a process
+  never holds a task another one could run. It starts fetch threads on
+  demand, up to the number the crawl wants (`scale`), since idle threads
+  only cost memory and GIL hand-offs on a parse-bound crawl.
+- Results travel on one pipe per process: a process killed in the middle of
+  sending a large result breaks only its own pipe, which reads as
+  end-of-file, instead of leaving a torn message in a shared queue.
+- Activity: each fetch thread writes the id of the task in hand and when it
+  took it and began parsing it (time.monotonic, which is the same clock in
+  every process of the machine) into shared arrays; the group reads them as
+  durations.
+- Stop: a shared Event, the broadcast every relay and fetch thread polls.
+- A death: the queue's lock may have died with it (an idle relay waits inside
+  get() holding it), so `recover` does what CPython's ProcessPoolExecutor
+  does with a broken pool, but goes on: it kills every worker, abandons the
+  queues and starts a fresh set; every task in flight is sent again.
+- Blame: a process runs several tasks at once, so when it dies it cannot be
+  told which one killed it. A task sent again after a death (attempt > 0)
+  runs in the isolation worker, a process of one fetch thread with a queue of
+  its own, one task at a time: a death there names its culprit for sure.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.util
+import queue
+import selectors
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..fetcher import worker_main
+from ..records import Result, Task, WorkerSpec
+from .base import PARSE_GRACE, PREFETCH, Activity, Failure, blamed_tasks, hung_failures
+
+log = logging.getLogger(__name__)
+
+IDLE = -1  # the task id a fetch thread without a task shows
+POLL = 0.05  # seconds between two looks at the stop broadcast and the parent while idle
+MAX_PER_READ = 64  # results taken from one worker's pipe per receive(): keeps workers fair
+JOIN_POLL = 0.01  # seconds between liveness checks while stopping
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self, start_method: str | None = None) -> None:
+        self.context = multiprocessing.get_context(start_method)
+
+    def workers(self, spec: WorkerSpec, count: int) -> ProcessGroup:
+        return ProcessGroup(self.context, spec, count)
+
+
+@dataclass
+class _Board:
+    """What the fetch threads of one process show the parent (shared memory)."""
+
+    task: Any  # RawArray of task ids, one per fetch thread (IDLE when idle)
+    took_at: Any  # RawArray: monotonic time each thread took its task
+    parsing_since: Any  # RawArray: monotonic time its parse began, 0 when not parsing
+
+    @classmethod
+    def new(cls, context: Any, threads: int) -> _Board:
+        return cls(context.RawArray("q", [IDLE] * threads), context.RawArray("d", threads),
+                   context.RawArray("d", threads))  # fmt: skip
+
+    def read(self, worker: str, now: float) -> list[Activity]:
+        # Copied once: the worker goes on writing them.
+        rows = zip(list(self.task), list(self.took_at), list(self.parsing_since), strict=True)
+        return [Activity(worker, task_id, now - took, now - parsing if parsing else None)
+                for task_id, took, parsing in rows if task_id != IDLE]  # fmt: skip
+
+
+@dataclass
+class _Worker:
+    name: str
+    process: Any
+    board: _Board
+
+
+class ProcessGroup:
+    """`count` worker processes on one shared queue, plus the isolation worker."""
+
+    def __init__(self, context: Any, spec: WorkerSpec, count: int) -> None:
+        self.context = context
+        self.spec = spec
+        self.count = count
+        self._wanted = context.RawValue("i", 1)  # fetch threads wanted in each worker
+        self._serial = 0
+        self._open_channels()
+
+    def _open_channels(self) -> None:
+        self._stop = self.context.Event()
+        self._tasks = _Tasks(self)
+        self._results = _PipeResults(self.context)
+        self._workers: list[_Worker] = []
+        self._isolation: _Worker | None = None
+
+    @property
+    def tasks(self) -> _Tasks:
+        return self._tasks
+
+    @property
+    def results(self) -> _PipeResults:
+        return self._results
+
+    def start(self) -> None:
+        for _ in range(self.count):
+            self._workers.append(self._start_worker(self._tasks.shared, self.spec.threads))
+
+    def _start_worker(self, tasks: Any, threads: int) -> _Worker:
+        self._serial += 1
+        name = f"process-{self._serial}"
+        board = _Board.new(self.context, threads)
+        sender = self._results.open(name)
+        process = self.context.Process(
+            target=_process_main, name=name, daemon=True,
+            args=(name, self.spec, threads, tasks, sender, board, self._stop, self._wanted),
+        )  # fmt: skip
+        process.start()
+        self._results.started(sender)
+        return _Worker(name, process, board)
+
+    def _isolate(self, task: Task) -> None:
+        if self._isolation is None:
+            self._isolation = self._start_worker(self._tasks.isolated, threads=1)
+        self._tasks.isolated.put(task)
+
+    def _all(self) -> list[_Worker]:
+        return self._workers if self._isolation is None else [*self._workers, self._isolation]
+
+    def capacity(self) -> int:
+        threads = min(self._wanted.value, self.spec.threads)
+        return sum(worker.process.is_alive() for worker in self._workers) * (threads + PREFETCH)
+
+    def max_concurrency(self) -> int:
+        return self.count * self.spec.threads
+
+    def scale(self, threads: int) -> None:
+        self._wanted.value = max(1, min(self.spec.threads, threads))
+
+    def activity(self) -> list[Activity]:
+        now = time.monotonic()
+        return [a for worker in self._all() for a in worker.board.read(worker.name, now)]
+
+    def failed(self) -> list[Failure]:
+        now, found = time.monotonic(), []
+        for worker in self._all():
+            held = worker.board.read(worker.name, now)
+            if not worker.process.is_alive():
+                found.append(Failure(worker.name, blamed_tasks(held), "died"))
+            else:
+                found += hung_failures(held, self.spec.timeout + PARSE_GRACE)
+        return found
+
+    def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
+        """Kill every worker, abandon the channels, start a fresh set: all in flight is sent again."""
+        self._kill_all()
+        self._close_channels()
+        self._open_channels()
+        self.start()
+        return list(in_flight.values())
+
+    def stop(self, deadline: float) -> None:
+        self._stop.set()
+        while any(w.process.is_alive() for w in self._all()) and time.monotonic() < deadline:
+            # A worker blocked on a full result pipe can only finish if we read.
+            # What arrives now is dropped: those tasks were abandoned, and
+            # --resume fetches them again, so nothing is lost or written twice.
+            self._results.receive(JOIN_POLL)
+        for worker in self._all():
+            if worker.process.is_alive():
+                log.warning("worker %s did not stop in time; killing it", worker.name)
+        self._kill_all()
+        self._close_channels()
+
+    def _kill_all(self) -> None:
+        self._stop.set()
+        for worker in self._all():
+            if worker.process.is_alive():
+                worker.process.kill()
+        for worker in self._all():
+            worker.process.join(1.0)
+
+    def _close_channels(self) -> None:
+        self._tasks.close()
+        self._results.close()
+
+
+class _Tasks:
+    """The task channel: the shared queue, and the isolation worker's for tasks sent again."""
+
+    def __init__(self, group: ProcessGroup) -> None:
+        self.group = group
+        self.shared = group.context.Queue()
+        self.isolated = group.context.Queue()
+
+    def put(self, task: Task) -> None:
+        if task.attempt:
+            self.group._isolate(task)
+        else:
+            self.shared.put(task)
+
+    def close(self) -> None:
+        for q in (self.shared, self.isolated):
+            q.cancel_join_thread()  # do not block exit on tasks no one will read
+            q.close()
+
+
+class _PipeResults:
+    """The result channel: one pipe per worker process, read with one selector."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.readers: list[Any] = []
+        self.selector = selectors.DefaultSelector()  # kept: one per receive() would cost more
+
+    def open(self, name: str) -> _LockedSender:
+        reader, sender = self.context.Pipe(duplex=False)
+        self.readers.append(reader)
+        self.selector.register(reader, selectors.EVENT_READ)
+        # A forked child inherits the read ends; it must not hold them, or a worker
+        # whose parent was killed would block on a full pipe instead of seeing EPIPE.
+        multiprocessing.util.register_after_fork(reader, _close_connection)
+        return _LockedSender(sender)
+
+    def started(self, sender: _LockedSender) -> None:
+        # Only the worker may hold the write end, so that its death reads as EOF.
+        sender.connection.close()
+
+    def receive(self, timeout: float) -> list[Result]:
+        received: list[Result] = []
+        if not self.readers:
+            time.sleep(timeout)
+            return received
+        for key, _ in self.selector.select(timeout):
+            reader = key.fileobj
+            try:
+                for _ in range(MAX_PER_READ):
+                    if not reader.poll():
+                        break
+                    received.append(reader.recv())
+            except (EOFError, OSError):  # the worker exited or died, maybe mid-message
+                self._forget(reader)
+        return received
+
+    def _forget(self, reader: Any) -> None:
+        self.readers.remove(reader)
+        self.selector.unregister(reader)
+        reader.close()
+
+    def close(self) -> None:
+        for reader in self.readers:
+            self.selector.unregister(reader)
+            reader.close()
+        self.readers.clear()
+        self.selector.close()
+
+
+class _LockedSender:
+    """The write end of a worker's pipe, shared by the fetch threads of that process."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.lock = threading.Lock()
+
+    def send(self, obj: Any) -> None:
+        with self.lock:  # one message at a time on the pipe
+            self.connection.send(obj)
+
+    def __getstate__(self) -> Any:  # spawn pickles it; a lock does not pickle
+        return self.connection
+
+    def __setstate__(self, connection: Any) -> None:
+        self.__init__(connection)  # type: ignore[misc]
+
+
+def _close_connection(connection: Any) -> None:
+    connection.close()
+
+
+# -- inside a worker process --------------------------------------------------------
+
+
+def _process_main(
+    name: str, spec: WorkerSpec, threads: int, tasks: Any, sender: _LockedSender,
+    board: _Board, stop: Any, wanted: Any,
+) -> None:  # fmt: skip
+    """A worker process: this thread relays tasks to fetch threads it starts on demand."""
+    # The parent alone decides when to stop: a Ctrl-C sent to the whole process
+    # group must not kill a worker in the middle of a task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    relay = _Relay(name, tasks, sender, board, stop)
+    started = 0
+    while not relay.should_stop():
+        goal = max(1, min(threads, int(wanted.value)))
+        for index in range(started, goal):
+            threading.Thread(target=worker_main, args=(_ThreadContext(relay, index), spec), daemon=True).start()
+            relay.idle.put(None)
+        started = max(started, goal)
+        relay.hand_out_one()
+
+
+class _Relay:
+    """The shared task queue as the fetch threads of one process see it."""
+
+    def __init__(self, name: str, shared: Any, sender: _LockedSender, board: _Board, stop: Any) -> None:
+        self.name = name
+        self.shared = shared
+        self.sender = sender
+        self.board = board
+        self.stop = stop
+        self.local: queue.SimpleQueue = queue.SimpleQueue()
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # a token per fetch thread waiting for a task
+        self.parent_gone = False
+
+    def hand_out_one(self) -> None:
+        """Wait for an idle fetch thread, then for a task for it."""
+        try:
+            self.idle.get(timeout=POLL)
+        except queue.Empty:  # every fetch thread is busy
+            self._check_parent()
+            return
+        try:
+            self.local.put(self.shared.get(timeout=POLL))
+        except queue.Empty:
+            self.idle.put(None)
+            self._check_parent()
+
+    def _check_parent(self) -> None:
+        parent = multiprocessing.parent_process()
+        self.parent_gone = parent is not None and not parent.is_alive()
+
+    def should_stop(self) -> bool:
+        return self.parent_gone or self.stop.is_set()
+
+
+class _ThreadContext:
+    """The WorkerContext of one fetch thread of a worker process."""
+
+    def __init__(self, relay: _Relay, index: int) -> None:
+        self.relay = relay
+        self.index = index
+        self.name = relay.name
+
+    def next_task(self, timeout: float) -> Task | None:
+        try:
+            return self.relay.local.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def send(self, result: Result) -> None:
+        self.relay.sender.send(result)
+
+    def began(self, task: Task) -> None:
+        self.relay.board.took_at[self.index] = time.monotonic()
+        self.relay.board.task[self.index] = task.id
+
+    def parsing(self, active: bool) -> None:
+        self.relay.board.parsing_since[self.index] = time.monotonic() if active else 0.0
+
+    def done(self, task: Task) -> None:
+        self.relay.board.task[self.index] = IDLE
+        self.relay.idle.put(None)
+
+    def should_stop(self) -> bool:
+        return self.relay.should_stop()

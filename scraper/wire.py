@@ -1,0 +1,134 @@
+"""The versioned JSON form of the messages (WorkerSpec, Task, Result).
+
+A backend whose workers run on other machines sends these, never pickle: a
+message read from a broker must not be able to run code. Every message is a
+JSON object with `"v": VERSION`, is at most MAX_MESSAGE bytes, and is checked
+field by field when read; a bad one raises WireError with one line saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import fields
+from typing import Any
+
+from .records import RECORD_FIELDS, Result, Task, WorkerSpec
+
+VERSION = 1
+MAX_MESSAGE = 32 * 1024 * 1024  # bytes: a record with very many links stays well under it
+
+
+class WireError(ValueError):
+    """A message that is not one of ours: other version, too large, wrong fields."""
+
+
+_TASK_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (int,), "url": (str,), "depth": (int,), "parent": (str, type(None)), "kind": (str,),
+    "attempt": (int,), "fetch_url": (str, type(None)), "hops": (int,), "spent_ms": (int, float),
+    "retries": (int,),
+}  # fmt: skip
+_SPEC_TYPES: dict[str, tuple[type, ...]] = {
+    "timeout": (int, float), "max_bytes": (int,), "retries": (int,), "user_agent": (str,),
+    "select": (list,), "parse": (str, type(None)), "threads": (int,),
+}  # fmt: skip
+
+
+def dump_task(task: Task) -> bytes:
+    return _dump({name: getattr(task, name) for name in _TASK_TYPES})
+
+
+def load_task(data: bytes) -> Task:
+    return _task(_load(data))
+
+
+def dump_spec(spec: WorkerSpec) -> bytes:
+    return _dump({field.name: getattr(spec, field.name) for field in fields(WorkerSpec)})
+
+
+def load_spec(data: bytes) -> WorkerSpec:
+    message = _checked(_load(data), _SPEC_TYPES, "worker spec")
+    select = message.pop("select")
+    if not all(isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+               for pair in select):  # fmt: skip
+        raise WireError("worker spec: select must be [name, selector] pairs")
+    return WorkerSpec(select=tuple((name, css) for name, css in select), **message)
+
+
+def dump_result(result: Result) -> bytes:
+    return _dump({
+        "task": {name: getattr(result.task, name) for name in _TASK_TYPES},
+        "record": result.record,
+        "robots_body": None if result.robots_body is None else base64.b64encode(result.robots_body).decode(),
+        "cpu_ms": result.cpu_ms, "wall_ms": result.wall_ms, "redirect_to": result.redirect_to,
+        "retry_after": result.retry_after, "link_urls": result.link_urls,
+    })  # fmt: skip
+
+
+def load_result(data: bytes) -> Result:
+    message = _load(data)
+    record = message.get("record")
+    if not isinstance(record, dict) or set(record) < set(RECORD_FIELDS):
+        raise WireError("result: record lacks fields")
+    robots_body = message.get("robots_body")
+    link_urls = message.get("link_urls")
+    if link_urls is not None and not (
+        isinstance(link_urls, dict) and all(isinstance(v, str) for v in link_urls.values())
+    ):
+        raise WireError("result: link_urls must map URLs to URLs")
+    try:
+        return Result(
+            task=_task(message.get("task")),
+            record=record,
+            robots_body=None if robots_body is None else base64.b64decode(robots_body, validate=True),
+            cpu_ms=float(message.get("cpu_ms", 0.0)),
+            wall_ms=float(message.get("wall_ms", 0.0)),
+            redirect_to=_optional_str(message.get("redirect_to"), "redirect_to"),
+            retry_after=None if message.get("retry_after") is None else float(message["retry_after"]),
+            link_urls=link_urls,
+        )
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"result: {exc}") from None
+
+
+def _task(message: Any) -> Task:
+    return Task(**_checked(message, _TASK_TYPES, "task"))
+
+
+def _checked(message: Any, types: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
+    if not isinstance(message, dict) or set(message) != set(types):
+        raise WireError(f"{what}: expected the fields {', '.join(types)}")
+    for name, allowed in types.items():
+        value = message[name]
+        if not isinstance(value, allowed) or isinstance(value, bool):
+            raise WireError(f"{what}: {name} has the wrong type ({type(value).__name__})")
+    return dict(message)
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise WireError(f"{name} must be a string")
+    return value
+
+
+def _dump(message: dict[str, Any]) -> bytes:
+    data = json.dumps({"v": VERSION, **message}, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")  # fmt: skip
+    if len(data) > MAX_MESSAGE:
+        raise WireError(f"message of {len(data)} bytes is larger than {MAX_MESSAGE}")
+    return data
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_MESSAGE:
+        raise WireError(f"message of {len(data)} bytes is larger than {MAX_MESSAGE}")
+    try:
+        message = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise WireError("not a JSON object")
+    version = message.pop("v", None)
+    if version != VERSION:
+        raise WireError(f"message of version {version!r}; this scraper speaks version {VERSION}")
+    return message
