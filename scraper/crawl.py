@@ -127,7 +127,10 @@ class Crawl:
         return self.aggregator.flush(force=False)
 
     def _recover_failed_workers(self) -> list[dict[str, Any]]:
-        """Restart the pool after a worker died or hung; retry its task once."""
+        """Restart the pool after a worker died or hung; retry its tasks once, alone.
+
+        See pool.py for who is blamed; only a task blamed twice is recorded failed.
+        """
         now = time.monotonic()
         if now - self._last_check < CHECK_EVERY:
             return []
@@ -148,9 +151,8 @@ class Crawl:
         self.pool.restart()
         self.aggregator.results = self.pool.results
         culprits = {task_id: f for f in failures for task_id in f.task_ids}
-        reasons = {task_id: f.reason for task_id, f in culprits.items()}
         failed = []
-        for task in self.scheduler.requeue(self.pool.tasks, reasons):
+        for task in self.scheduler.requeue(self.pool.tasks, culprits, self.pool.isolate):
             culprit = culprits[task.id]
             error = errors.WORKER_DIED if culprit.reason == "died" else (
                 f"{errors.PARSE}: still parsing after {self.config.timeout + PARSE_GRACE:g} s")

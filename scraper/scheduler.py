@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -195,22 +195,27 @@ class Scheduler:
             ended.append(Result(task, record))
         return ended
 
-    def requeue(self, tasks: Any, culprits: dict[int, str]) -> list[Task]:
+    def requeue(self, tasks: Any, blamed: Container[int], isolate: Callable[[Task], None]) -> list[Task]:
         """After a pool restart: put every task in flight on the new queue `tasks`.
 
-        A task in the hands of a worker that died or hung (`culprits`) is
-        retried once; the ones already retried are returned instead, for the
-        crawl to record as failed.
+        A task its worker died or hung under (`blamed`) may have shared the
+        worker with the culprit, so it is retried once, alone: handed to
+        `isolate`, which runs such tasks one at a time, as is every task
+        retried before. One blamed again (alone by then, so the culprit) is
+        returned instead, for the crawl to record as failed.
         """
         self.tasks = tasks
         exhausted = []
         for task_id, task in list(self.in_flight.items()):
-            if task_id in culprits:
+            if task_id in blamed:
                 if task.attempt >= 1:
                     exhausted.append(task)
                     continue
                 task = self.in_flight[task_id] = replace(task, attempt=task.attempt + 1)
-            self.tasks.put(task)
+            if task.attempt:
+                isolate(task)
+            else:
+                self.tasks.put(task)
         return exhausted
 
     def stop(self) -> None:

@@ -11,9 +11,11 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import BACKENDS, read_jsonl, wait_until
+from siteserver import build_site
 
 import scraper.pool
 from scraper import crawl
@@ -21,6 +23,12 @@ from scraper import crawl
 PROCESS_BACKENDS = [pytest.param(BACKENDS[name], id=name) for name in ("process-fork", "process-spawn")]
 ALL_BACKENDS = [pytest.param(backend, id=name) for name, backend in BACKENDS.items()]
 SLOW = 0.03  # seconds per response: long enough to interrupt a crawl in the middle
+MARKERS = "SCRAPER_TEST_MARKERS"  # environment variable: directory of the parse callbacks' marker files
+INNOCENT, POISON = "/page/3.html", "/page/4.html"  # two pages linked from "/"
+# How long a retried page waits for the other one to parse beside it. It only bounds the
+# wait when the crawler runs them apart; which page is recorded does not depend on it.
+RETRY_WAIT = 3.0
+FIRST_WAIT = 60.0  # the first time, the other page comes: this only stops a broken crawl hanging
 
 
 def line_count(path: Path) -> int:
@@ -163,11 +171,70 @@ def hang_on_page_17(record, tree):
     return {}
 
 
+def wait_for_file(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def crash_beside_an_innocent_page(record, tree):
+    """The POISON page kills its worker while the INNOCENT page parses in the same process.
+
+    Each leaves a marker named after its process when its parse begins. The
+    innocent page then parses until its worker dies; the poison page waits for
+    the innocent page's marker of its own process, leaves a `killed` marker and
+    kills its worker. The first time (no `killed` marker yet) they wait as long
+    as it takes, so the innocent page is parsing beside the poison page when it
+    kills; later they wait at most RETRY_WAIT, and the poison page kills its
+    worker every time.
+    """
+    path = urlsplit(record["url"]).path
+    if path not in (INNOCENT, POISON):
+        return {}
+    markers, pid = Path(os.environ[MARKERS]), os.getpid()
+    wait = RETRY_WAIT if any(markers.glob("killed-*")) else FIRST_WAIT
+    if path == INNOCENT:
+        (markers / f"innocent-{pid}").touch()
+        time.sleep(wait)
+        return {}
+    wait_for_file(markers / f"innocent-{pid}", wait)
+    (markers / f"killed-{pid}").touch()
+    os.kill(pid, signal.SIGKILL)
+    return {}
+
+
+def pids_of(markers: Path, name: str) -> set[str]:
+    return {path.name.partition("-")[2] for path in markers.glob(f"{name}-*")}
+
+
+@pytest.mark.timeout(180)
+def test_only_the_page_that_kills_its_worker_is_recorded_as_worker_died(
+    serve, expected, backend, tmp_path, monkeypatch
+):
+    if backend.name == "thread":
+        pytest.skip("a worker thread cannot die: a parse callback's SIGKILL would end the test run")
+    monkeypatch.setenv(MARKERS, str(tmp_path))
+    site = build_site(30)
+    site[POISON] = b"<html><title>poison</title></html>"  # a leaf: its record has no links to follow
+    server = serve(site=site)
+    seeds = [server.url("/")]
+    # One worker running four fetch threads: the two pages parse in the same process.
+    records = crawl(seeds, depth=2, workers=1, concurrency=4, parse=crash_beside_an_innocent_page,
+                    **backend.kwargs)  # fmt: skip
+    failed = {r["url"]: r["error"] for r in records if r["error"] not in (None, "http_404")}
+    assert failed == {server.url(POISON): "worker_died"}
+    assert_exactly_once(records, set(expected(server, seeds, depth=2)))
+    # The case this test is about happened: a worker died while the innocent page parsed in it.
+    assert pids_of(tmp_path, "innocent") & pids_of(tmp_path, "killed")
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("backend", PROCESS_BACKENDS)
 def test_worker_that_keeps_dying_is_recorded_once(small_site, expected, backend):
+    """Whichever pages happen to parse beside page 17 when it kills its worker (four fetch
+    threads per worker), they are retried alone and succeed; page 17 then dies alone."""
     seeds = [small_site.url("/")]
-    records = crawl(seeds, depth=3, workers=2, parse=crash_on_page_17, **backend.kwargs)
+    records = crawl(seeds, depth=3, workers=2, concurrency=8, parse=crash_on_page_17, **backend.kwargs)
     assert_exactly_once(records, set(expected(small_site, seeds, depth=3)))
     failed = {r["url"]: r["error"] for r in records if r["error"] not in (None, "http_404")}
     assert failed == {small_site.url("/page/17.html"): "worker_died"}
