@@ -140,7 +140,8 @@ def test_the_url_as_linked_is_requested(mock):
     canonical = f"{SITE}/p?b=1&u=https%3A%2F%2Fx.y"
     result = make_fetcher().handle(Task(42, canonical, fetch_url=f"{SITE}/p?u=https://x.y&b=1"))
     assert mock.calls[0].request.url == f"{SITE}/p?u=https://x.y&b=1"
-    assert (result.record["url"], result.record["final_url"], result.record["ok"]) == (canonical, canonical, True)
+    record = result.record
+    assert (record["url"], record["final_url"], record["ok"]) == (canonical, canonical, True)
 
 
 def test_redirect_status_without_location_is_not_ok(mock):

@@ -115,7 +115,7 @@ def test_max_pages_does_not_count_robots_disallowed_pages():
     for path in ("/private/1", "/a", "/private/2", "/b", "/c"):
         frontier.offer(SITE + path, 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow: /private\n".encode())
+    frontier.robots_arrived(robots, 200, b"User-agent: *\nDisallow: /private\n")
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/a", f"{SITE}/b"]
     assert frontier.admitted == 2
     assert frontier.skipped == {SKIP_ROBOTS: 2, SKIP_MAX_PAGES: 1}
@@ -152,7 +152,7 @@ def test_robots_task_first_and_pages_wait_for_it():
     assert frontier.next_ready(clock.now) is None  # pages wait for robots.txt
     assert frontier.has_pending() is True
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow:\n".encode())
+    frontier.robots_arrived(robots, 200, b"User-agent: *\nDisallow:\n")
     tasks = drain(frontier, clock.now)
     assert urls(tasks) == [f"{SITE}/a", f"{SITE}/b"]
     assert {task.kind for task in tasks} == {PAGE}
@@ -200,7 +200,7 @@ def test_rules_for_other_agents_do_not_apply():
     frontier = make(obey_robots=True)
     frontier.offer(f"{SITE}/page", 0)
     robots = frontier.next_ready(0.0)
-    frontier.robots_arrived(robots, 200, "User-agent: otherbot\nDisallow: /\n".encode())
+    frontier.robots_arrived(robots, 200, b"User-agent: otherbot\nDisallow: /\n")
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/page"]
 
 
@@ -217,7 +217,7 @@ def test_everything_disallowed_leaves_nothing_pending():
     frontier.offer(f"{SITE}/b", 0)
     robots = frontier.next_ready(0.0)
     frontier.done(robots, 0.0)
-    frontier.robots_arrived(robots, 200, "User-agent: *\nDisallow: /\n".encode())
+    frontier.robots_arrived(robots, 200, b"User-agent: *\nDisallow: /\n")
     assert frontier.skipped == {SKIP_ROBOTS: 2}
     assert frontier.next_ready(0.0) is None
     assert frontier.has_pending() is False
@@ -299,7 +299,8 @@ def test_huge_crawl_delay_is_capped():
     frontier = make(obey_robots=True)
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
-    frontier.robots_arrived(frontier.next_ready(clock.now), 200, "User-agent: *\nCrawl-delay: 86400\n".encode())
+    robots = frontier.next_ready(clock.now)
+    frontier.robots_arrived(robots, 200, b"User-agent: *\nCrawl-delay: 86400\n")
     frontier.done(frontier.next_ready(clock.now), clock.now)
     clock.advance(60.0)
     assert frontier.next_ready(clock.now).url == f"{SITE}/2"
@@ -311,7 +312,8 @@ def test_crawl_delay_from_robots_raises_the_delay(configured, crawl_delay, effec
     frontier = make(obey_robots=True, delay=configured)
     frontier.offer(f"{SITE}/1", 0)
     frontier.offer(f"{SITE}/2", 0)
-    frontier.robots_arrived(frontier.next_ready(clock.now), 200, f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode())
+    robots = frontier.next_ready(clock.now)
+    frontier.robots_arrived(robots, 200, f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode())
     first = frontier.next_ready(clock.now)
     assert first.url == f"{SITE}/1"
     frontier.done(first, clock.now)

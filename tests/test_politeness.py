@@ -50,10 +50,12 @@ def test_robots_txt_that_fails_disallows_its_origin(serve, backend, answer, capl
 
 
 def test_redirect_into_a_disallowed_path_is_not_followed(serve, backend):
-    site = {"/robots.txt": b"User-agent: *\nDisallow: /private\n", "/private/x": html(), "/ok": html(title="ok")}
+    site = {"/robots.txt": b"User-agent: *\nDisallow: /private\n", "/private/x": html(),
+            "/ok": html(title="ok")}  # fmt: skip
     server = serve(site=site, redirects={"/go": "/private/x", "/fine": "/ok"})
     records = run(server, backend, "/go", "/fine")
-    assert records[server.url("/go")]["error"] == f"robots_disallowed: disallowed by robots.txt: {server.url('/private/x')}"
+    target = server.url("/private/x")
+    assert records[server.url("/go")]["error"] == f"robots_disallowed: disallowed by robots.txt: {target}"
     assert records[server.url("/fine")]["title"] == "ok"
     assert "/private/x" not in server.paths()
 
