@@ -21,16 +21,11 @@ FLUSH_EVERY = 0.1
 
 
 class Aggregator:
-    def __init__(self, results: Any, stats: CrawlStats, journal: Journal | None = None) -> None:
-        self.results = results
+    def __init__(self, stats: CrawlStats, journal: Journal | None = None) -> None:
         self.stats = stats
         self.journal = journal
         self.records: list[dict[str, Any]] = []  # the shared list: records not yet written
         self._last_flush = time.monotonic()
-
-    def drain(self, timeout: float) -> list[Result]:
-        """Results available now (waiting up to `timeout` for the first one)."""
-        return self.results.receive(timeout)
 
     def add(self, result: Result) -> None:
         """Keep a page record for the next flush."""

@@ -121,6 +121,13 @@ class CrawlConfig:
         return -(-self.concurrency // self.workers)  # ceiling division
 
     @property
+    def parse_ref(self) -> str | None:
+        """The parse callback by import name ("module:function")."""
+        from .callbacks import callback_ref
+
+        return None if self.parse is None else callback_ref(self.parse)
+
+    @property
     def output_path(self) -> str | None:
         """The JSONL file to write, whichever option named it."""
         return self.overwrite_output or self.output

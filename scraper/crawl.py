@@ -1,21 +1,21 @@
 """The crawl: the composition root that wires the roles together.
 
-    seeds -> Scheduler --(JoinableQueue of Task)--> N fetchers --(Result pipes)--> Aggregator
-                 ^                                                                        |
-                 +------------------ links of each page, one level deeper ----------------+
+    seeds -> Scheduler --tasks--> WorkerGroup: N workers --results--> Aggregator --> JSONL
+                 ^                                                        |
+                 +------------- links of each page, one level deeper -----+
 
-Scheduler (main process): owns the frontier (de-duplication, scope, depth,
-  max-pages, robots.txt, per-host politeness), keeps the task queue short,
-  and knows what is in flight.
-Fetchers (N threads, or N processes running one or more fetch threads each,
-  from the backend): get a Task, fetch it with requests, parse it with lxml,
-  send one Result on their process's pipe, task_done().
-Aggregator (main process, exactly one): drains the result pipes, appends
-  records to the shared list, writes them as JSONL, and hands the results
-  back here so their links reach the scheduler.
+Scheduler (this process): owns the frontier (de-duplication, scope, depth,
+  max-pages, robots.txt, per-host politeness) and knows what is in flight.
+Workers (from the backend: threads, processes running fetch threads, or
+  workers on other machines): take a Task, fetch it with requests, parse it
+  with lxml, send one Result back (fetcher.worker_main).
+Aggregator (this process, exactly one): appends page records to the shared
+  list and writes them as JSONL; their links go back to the scheduler.
 
-The crawl ends when nothing is pending and nothing is in flight; then every
-worker gets a `None` sentinel and is joined (and killed if it will not stop).
+Here the crawl carries tasks from the scheduler to the group's task channel,
+results from its result channel to the scheduler and the aggregator, looks
+after failed workers (backends/base.py: the ports), and ends when nothing is
+pending and nothing is in flight: then the group stops every worker.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Any
 
 from . import errors
 from .aggregator import Aggregator
-from .backend import get_backend
+from .backends import get_backend
+from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
 from .config import CrawlConfig
 from .errors import ScraperError
 from .journal import Journal, read_records
-from .pool import PARSE_GRACE, WorkerPool
-from .records import Result, failed_record
+from .records import Result, WorkerSpec, failed_record
 from .scheduler import Scheduler
 from .stats import CrawlStats
 from .urls import host_of
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds the main loop waits for results before it looks at the rest
 CHECK_EVERY = 0.1  # seconds between two looks for dead or hung workers
-STOP_JOIN = 5.0  # seconds workers get to exit after their sentinel at the end
+STOP_JOIN = 5.0  # seconds workers get to exit after the stop broadcast at the end
 # After Ctrl-C, pages in flight get this long (at most --timeout) to finish.
 STOP_GRACE = 3.0
 # Restarts in a row with no result in between before the crawl gives up
@@ -64,20 +64,23 @@ class Crawl:
 
     def __enter__(self) -> Crawl:
         config = self.config
+        self.spec = spec = worker_spec(config)
+        self.pool: WorkerGroup = get_backend(config.backend, config).workers(spec, config.workers)
+        self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
+                                   queue_ahead=self._queue_ahead())  # fmt: skip
         journal = None
         if config.output_path:
             journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
-        self.pool = WorkerPool(get_backend(config.backend, config.start_method),
-                               config.workers, config, self.allowed_hosts)  # fmt: skip
-        self.aggregator = Aggregator(self.pool.results, self.stats, journal)
-        self.scheduler = Scheduler(config, self.pool.tasks, self.allowed_hosts,
-                                   max_threads=self.pool.threads)  # fmt: skip
+        self.aggregator = Aggregator(self.stats, journal)
         try:
             self.pool.start()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _queue_ahead(self) -> int:
+        return queue_ahead(self.config.workers, self.pool.max_concurrency(), self.config.per_host)
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
@@ -90,9 +93,10 @@ class Crawl:
         for depth in depths:
             self._offer_links(resume_from, depth)
         while not self.scheduler.finished() and not self._stop_expired():
-            self.pool.want(self.scheduler.limit.threads)  # first: the threads start as tasks arrive
-            self.scheduler.fill()
-            yield from self._collect(self.aggregator.drain(TICK))
+            self.pool.scale(self.scheduler.threads.threads)  # first: the threads start as tasks arrive
+            for task in self.scheduler.fill(self.pool.capacity()):
+                self.pool.tasks.put(task)
+            yield from self._collect(self.pool.results.receive(TICK))
             yield from self._recover_failed_workers()
         yield from self.aggregator.flush()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
@@ -127,19 +131,21 @@ class Crawl:
         return self.aggregator.flush(force=False)
 
     def _recover_failed_workers(self) -> list[dict[str, Any]]:
-        """Restart the pool after a worker died or hung; retry its tasks once, alone.
+        """Replace workers that died or hung; send their tasks again.
 
-        See pool.py for who is blamed; only a task blamed twice is recorded failed.
+        A task that can have caused a failure (backends/base.py: blamed_tasks)
+        is sent again once, alone where the backend can isolate it; blamed a
+        second time (alone by then, so the culprit), it is recorded failed.
         """
         now = time.monotonic()
         if now - self._last_check < CHECK_EVERY:
             return []
         self._last_check = now
-        failures = self.pool.failures()
+        failures = self.pool.failed()
         if not failures:
             return []
         for failure in failures:
-            log.warning("worker %s %s; restarting the workers", failure.worker, failure.reason)
+            log.warning("worker %s %s; replacing it", failure.worker, failure.reason)
         self.stats.worker_failures += len(failures)
         self._fruitless_restarts += 1
         if self._fruitless_restarts > MAX_FRUITLESS_RESTARTS:
@@ -148,21 +154,25 @@ class Crawl:
                 "callback, it must be importable by worker processes (a top-level function "
                 "of a module, not one defined under `if __name__ == '__main__':`)"
             )
-        self.pool.restart()
-        self.aggregator.results = self.pool.results
-        culprits = {task_id: f for f in failures for task_id in f.task_ids}
-        failed = []
-        for task in self.scheduler.requeue(self.pool.tasks, culprits, self.pool.isolate):
-            culprit = culprits[task.id]
-            error = errors.WORKER_DIED if culprit.reason == "died" else (
-                f"{errors.PARSE}: still parsing after {self.config.timeout + PARSE_GRACE:g} s")
-            failed.append(Result(task, failed_record(task, culprit.worker, error)))
-        return self._collect(failed)
+        blamed = {task_id: failure for failure in failures for task_id in failure.task_ids}
+        settled = []
+        for task in self.pool.recover(failures, self.scheduler.in_flight):
+            failure = blamed.get(task.id)
+            if failure is not None and task.attempt >= 1:
+                error = self._failure_error(failure)
+                settled.append(Result(task, failed_record(task, failure.worker, error)))
+                continue
+            self.pool.tasks.put(task if failure is None else self.scheduler.send_again(task))
+        return self._collect(settled)
+
+    def _failure_error(self, failure: Failure) -> str:
+        if failure.reason == "died":
+            return errors.WORKER_DIED
+        return errors.describe(errors.PARSE, f"still parsing after {hung_after(self.spec):g} s")
 
     def stop(self) -> None:
         """Stop scheduling; in-flight tasks get until their deadline to finish."""
         if self._stop_deadline is None and self.scheduler is not None:
-            self.stats.interrupted = True
             self.scheduler.stop()
             grace = min(self.config.timeout, STOP_GRACE)
             self._stop_deadline = time.monotonic() + grace
@@ -175,20 +185,35 @@ class Crawl:
         steps = [
             ("workers", self._stop_workers),
             ("output", self.aggregator.close),
-            ("queues", self.pool.close),
         ]
         for what, step in steps:
             try:
                 step()
             except Exception:
                 log.exception("closing the %s failed", what)
+        self.stats.interrupted = self._stop_deadline is not None
         self.stats.finish()
 
     def _stop_workers(self) -> None:
         # Normally instant (every worker is idle); after a stop, pages still
         # in flight are abandoned (--resume fetches them again).
         early = self._stop_deadline is not None or not self.scheduler.finished()
-        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), discard_queued=early)
+        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN))
+
+
+def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:
+    """Tasks a host may have handed out beyond --per-host (see Frontier): only
+    when the workers could not run more than --per-host requests at once anyway."""
+    return workers * PREFETCH if max_concurrency <= per_host else 0
+
+
+def worker_spec(config: CrawlConfig) -> WorkerSpec:
+    """What every worker of this crawl needs, wherever it runs."""
+    return WorkerSpec(
+        timeout=config.timeout, max_bytes=config.max_bytes, retries=config.retries,
+        user_agent=config.user_agent, select=config.select, parse=config.parse_ref,
+        threads=config.threads_per_worker,
+    )  # fmt: skip
 
 
 def allowed_hosts(seeds: Sequence[str], allow_domain: Sequence[str]) -> tuple[str, ...]:

@@ -15,9 +15,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .callbacks import resolve_callback
 from .download import RETRY_STATUSES, Download, Limits, download, new_session
 from .parse import compile_select, is_html, parse_page, split_content_type
-from .callbacks import resolve_callback
 from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
 from .urls import canonicalize
 

@@ -1,9 +1,10 @@
-"""The scheduler role: the single owner of the frontier and of the task queue.
+"""The scheduler role: the single owner of the frontier and of what is in flight.
 
-It puts tasks on the JoinableQueue (keeping it short, so politeness and
-Ctrl-C take effect at once), remembers what is in flight, takes results
-back, offers their links one level deeper, and says when the crawl is over:
-nothing pending and nothing in flight.
+It says which tasks to hand out now (no more than the workers can take, so
+that politeness and Ctrl-C take effect at once), remembers what is in
+flight, takes results back, offers their links one level deeper, and says
+when the crawl is over: nothing pending and nothing in flight. It never
+touches a queue: the crawl carries tasks and results to and from the workers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -22,26 +23,18 @@ from .urls import canonicalize, host_of, wire_url
 
 log = logging.getLogger(__name__)
 
-# Tasks queued per worker beyond its fetch threads: a thread that finishes a
-# task finds the next one waiting instead of waiting for the parent, and the
-# queue stays short, so politeness decisions stay fresh (the idea of
-# concurrent.futures' EXTRA_QUEUED_CALLS).
-PREFETCH = 4
 
 
-class InFlightLimit:
-    """How many fetch threads each worker runs, and how many tasks are handed out.
+class FetchThreads:
+    """How many fetch threads each worker process should run.
 
-    With one fetch thread per worker, or a fixed --concurrency, both are
-    fixed (--concurrency is then exact: no task is queued beyond it).
-    Otherwise each worker process gets as many fetch threads as keep its core
-    busy while requests wait on the network, the classic 1 + W/C: C is the
-    CPU time a task takes (median of the last results) and W the time it
+    With a fixed --concurrency, enough for it. Otherwise as many as keep a
+    core busy while requests wait on the network, the classic 1 + W/C: C is
+    the CPU time a task takes (median of the last results) and W the time it
     spends off its own CPU, waiting for the server (a low percentile: the
     waits for the GIL that several threads add are mostly left out, so the
     estimate does not feed on itself). A parse-heavy crawl of a fast server
-    gets 1 thread per process, a crawl of a 100 ms server dozens. Tasks
-    handed out = all fetch threads + PREFETCH per worker.
+    gets 1 thread per process, a crawl of a 100 ms server dozens.
     """
 
     SAMPLES = 64  # results the estimate is taken over
@@ -49,15 +42,10 @@ class InFlightLimit:
     MIN_CPU_MS = 0.2  # a task never costs less than this (an error page can be almost free)
 
     def __init__(self, workers: int, max_threads: int, concurrency: int | None) -> None:
-        self.workers = workers
         self.max_threads = max_threads
         self.adaptive = concurrency is None and max_threads > 1
-        if concurrency is not None:
-            self.threads = -(-concurrency // workers)
-            self.value = concurrency
-        else:
-            self.threads = 1  # start as if parse-bound; the first results tell
-            self.value = workers * (1 + PREFETCH)
+        # Without --concurrency, start as if parse-bound; the first results tell.
+        self.threads = 1 if concurrency is None else -(-concurrency // workers)
         self._cpu_ms: deque[float] = deque(maxlen=self.SAMPLES)
         self._wait_ms: deque[float] = deque(maxlen=self.SAMPLES)
         self._observed = 0
@@ -76,24 +64,21 @@ class InFlightLimit:
         cpu = sorted(self._cpu_ms)[len(self._cpu_ms) // 2]
         wait = sorted(self._wait_ms)[len(self._wait_ms) // 4]
         self.threads = max(1, min(self.max_threads, round(1 + wait / cpu)))
-        self.value = self.workers * (self.threads + PREFETCH)
 
 
 class Scheduler:
     def __init__(
         self,
         config: CrawlConfig,
-        tasks: Any,
         allowed_hosts: tuple[str, ...],
         clock: Callable[[], float] = time.monotonic,
         max_threads: int = 1,
+        queue_ahead: int = 0,
     ) -> None:
+        """`max_threads`: fetch threads a worker may run (one, unless processes run
+        several); `queue_ahead`: see Frontier."""
         self.config = config
-        self.tasks = tasks
         self.clock = clock
-        # Tasks beyond --per-host may wait in the queue only when the fetch threads
-        # of all workers could not run more requests than that at once anyway.
-        fetch_threads = config.workers * max_threads
         self.frontier = Frontier(
             allowed_hosts=allowed_hosts,
             max_depth=config.depth,
@@ -102,12 +87,11 @@ class Scheduler:
             delay=config.delay,
             user_agent=config.user_agent,
             obey_robots=not config.ignore_robots,
-            queue_ahead=config.workers * PREFETCH if fetch_threads <= config.per_host else 0,
+            queue_ahead=queue_ahead,
         )
         self.in_flight: dict[int, Task] = {}
         self._last_hop: dict[int, dict[str, Any]] = {}  # record of a page's redirect, while its target waits
-        # `max_threads`: fetch threads a worker may run (one, unless processes run several).
-        self.limit = InFlightLimit(config.workers, max_threads, config.concurrency)
+        self.threads = FetchThreads(config.workers, max_threads, config.concurrency)
         self.stopping = False
 
     def add_seeds(self, urls: Iterable[str]) -> None:
@@ -115,17 +99,20 @@ class Scheduler:
         for url in urls:
             self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url))
 
-    def fill(self) -> int:
-        """Put ready tasks on the queue up to capacity; how many were put."""
-        put = 0
-        while not self.stopping and len(self.in_flight) < self.limit.value:
-            task = self.frontier.next_ready(self.clock())
+    def fill(self, capacity: int) -> list[Task]:
+        """Tasks to hand out now, so that at most `capacity` are in flight
+        (never more than --concurrency, when given)."""
+        if self.config.concurrency is not None:
+            capacity = min(capacity, self.config.concurrency)
+        ready: list[Task] = []
+        now = self.clock()
+        while not self.stopping and len(self.in_flight) < capacity:
+            task = self.frontier.next_ready(now)
             if task is None:
                 break
             self.in_flight[task.id] = task
-            self.tasks.put(task)
-            put += 1
-        return put
+            ready.append(task)
+        return ready
 
     def complete(self, result: Result) -> list[Result]:
         """Take a result back; the page results it settles, for the output.
@@ -138,7 +125,7 @@ class Scheduler:
         if task is None or task != result.task:
             return []  # a late duplicate of a task already settled or sent again (its worker died)
         del self.in_flight[task.id]
-        self.limit.observe(result.cpu_ms, result.wall_ms)
+        self.threads.observe(result.cpu_ms, result.wall_ms)
         now = self.clock()
         if task.kind == ROBOTS:
             self.frontier.done(task, now)
@@ -195,28 +182,10 @@ class Scheduler:
             ended.append(Result(task, record))
         return ended
 
-    def requeue(self, tasks: Any, blamed: Container[int], isolate: Callable[[Task], None]) -> list[Task]:
-        """After a pool restart: put every task in flight on the new queue `tasks`.
-
-        A task its worker died or hung under (`blamed`) may have shared the
-        worker with the culprit, so it is retried once, alone: handed to
-        `isolate`, which runs such tasks one at a time, as is every task
-        retried before. One blamed again (alone by then, so the culprit) is
-        returned instead, for the crawl to record as failed.
-        """
-        self.tasks = tasks
-        exhausted = []
-        for task_id, task in list(self.in_flight.items()):
-            if task_id in blamed:
-                if task.attempt >= 1:
-                    exhausted.append(task)
-                    continue
-                task = self.in_flight[task_id] = replace(task, attempt=task.attempt + 1)
-            if task.attempt:
-                isolate(task)
-            else:
-                self.tasks.put(task)
-        return exhausted
+    def send_again(self, task: Task) -> Task:
+        """A task in flight whose worker died or hung: its next attempt."""
+        again = self.in_flight[task.id] = replace(task, attempt=task.attempt + 1)
+        return again
 
     def stop(self) -> None:
         """Schedule nothing more; what is in flight may still finish."""

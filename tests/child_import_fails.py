@@ -2,8 +2,8 @@
 
 import multiprocessing
 
-# A spawned worker imports this while it unpickles its arguments (`_inheriting`).
-if getattr(multiprocessing.current_process(), "_inheriting", False):
+# A worker process imports this when it resolves the callback by name.
+if multiprocessing.parent_process() is not None:
     raise ImportError("this module refuses to load in a worker process")
 
 

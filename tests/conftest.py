@@ -179,16 +179,16 @@ def _worker_threads() -> list[threading.Thread]:
 
 
 def release_worker_threads() -> None:
-    """Give leaked worker threads the `None` sentinel they missed, so they end.
+    """Tell leaked worker threads to stop, as their group's stop broadcast would.
 
     Threads cannot be killed; without this, one leaked worker would fail every
-    later test. The task queue is the worker's second argument (see
+    later test. The worker's context is its first argument (see
     scraper.fetcher.worker_main); Thread keeps its arguments in `_args`.
     """
     for thread in _worker_threads():
         args = getattr(thread, "_args", ())
-        if len(args) > 1 and hasattr(args[1], "put"):
-            args[1].put(None)
+        if args and hasattr(args[0], "abandoned"):
+            args[0].abandoned = True
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

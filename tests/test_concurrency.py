@@ -9,9 +9,10 @@ import pytest
 from hostile_server import HostileServer
 
 import scraper
-from scraper.backend import get_backend
-from scraper.pool import WorkerPool
-from scraper.scheduler import PREFETCH, InFlightLimit, Scheduler
+from scraper.backends.base import PREFETCH
+from scraper.backends.process import ProcessBackend
+from scraper.crawl import queue_ahead, worker_spec
+from scraper.scheduler import FetchThreads
 
 
 class Unpicklable(str):
@@ -44,11 +45,9 @@ def test_concurrency_caps_requests_in_flight():
     assert server.httpd.max_in_flight <= 3
 
 
-@pytest.mark.parametrize(("per_host", "queue_ahead"), [(64, 2 * PREFETCH), (63, 0), (8, 0)])
-def test_tasks_queue_ahead_only_when_the_threads_cannot_exceed_the_per_host_cap(per_host, queue_ahead):
-    config = scraper.CrawlConfig(workers=2, per_host=per_host)
-    scheduler = Scheduler(config, tasks=None, allowed_hosts=("example.com",), max_threads=32)
-    assert scheduler.frontier.queue_ahead == queue_ahead
+@pytest.mark.parametrize(("per_host", "ahead"), [(64, 2 * PREFETCH), (63, 0), (8, 0)])
+def test_tasks_queue_ahead_only_when_the_threads_cannot_exceed_the_per_host_cap(per_host, ahead):
+    assert queue_ahead(workers=2, max_concurrency=2 * 32, per_host=per_host) == ahead
 
 
 @pytest.mark.timeout(60)
@@ -63,41 +62,61 @@ def test_tasks_queued_ahead_never_raise_requests_in_flight_above_the_cap(per_hos
     assert server.httpd.max_in_flight <= per_host
 
 
-def feed(limit: InFlightLimit, cpu_ms: float, wall_ms: float, results: int) -> None:
+def feed(limit: FetchThreads, cpu_ms: float, wall_ms: float, results: int) -> None:
     for _ in range(results):
         limit.observe(cpu_ms=cpu_ms, wall_ms=wall_ms)
 
 
-def test_in_flight_limit_is_fixed_with_one_thread_per_worker_or_with_concurrency():
-    one = InFlightLimit(workers=4, max_threads=1, concurrency=None)
+def test_fetch_threads_are_fixed_with_one_thread_per_worker_or_with_concurrency():
+    one = FetchThreads(workers=4, max_threads=1, concurrency=None)
     feed(one, cpu_ms=1, wall_ms=100, results=100)
-    assert (one.threads, one.value) == (1, 4 * (1 + PREFETCH))
-    fixed = InFlightLimit(workers=2, max_threads=5, concurrency=10)
+    assert one.threads == 1
+    fixed = FetchThreads(workers=2, max_threads=5, concurrency=10)
     feed(fixed, cpu_ms=1, wall_ms=1000, results=100)
-    assert (fixed.threads, fixed.value) == (5, 10)  # exact: nothing queued beyond it
+    assert fixed.threads == 5
 
 
-def test_in_flight_limit_starts_as_if_parse_bound():
-    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
-    assert (limit.threads, limit.value) == (1, 2 * (1 + PREFETCH))
+def test_fetch_threads_start_as_if_parse_bound():
+    assert FetchThreads(workers=2, max_threads=32, concurrency=None).threads == 1
+
+
+def test_capacity_comes_from_the_workers_and_concurrency_caps_it():
+    from scraper.backends.thread import ThreadBackend
+    from scraper.scheduler import Scheduler
+
+    config = scraper.CrawlConfig(workers=3, backend="thread", per_host=50)
+    group = ThreadBackend().workers(worker_spec(config), 3)
+    assert group.capacity() == 0  # nothing started: nothing may be handed out
+    group.start()
+    try:
+        assert group.capacity() == 3 * (1 + PREFETCH)
+    finally:
+        group.stop(time.monotonic() + 5)
+    for concurrency, handed_out in ((None, 12), (5, 5)):
+        scheduler = Scheduler(config.replace(concurrency=concurrency), ("example.com",))
+        scheduler.add_seeds([f"http://example.com/{i}" for i in range(20)])
+        robots = scheduler.fill(12)
+        assert [task.kind for task in robots] == ["robots"]
+        scheduler.frontier.robots_arrived(robots[0], 404, b"")
+        assert len(scheduler.fill(12)) == handed_out - 1  # the robots.txt task is still in flight
 
 
 def test_threads_cover_the_wait_for_the_network():
-    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    limit = FetchThreads(workers=2, max_threads=32, concurrency=None)
     feed(limit, cpu_ms=2.0, wall_ms=12.0, results=1)  # 10 ms waiting for 2 ms of CPU: 1 + 10/2
-    assert (limit.threads, limit.value) == (6, 2 * (6 + PREFETCH))
+    assert limit.threads == 6
     feed(limit, cpu_ms=1.0, wall_ms=101.0, results=64)  # a 100 ms server: as many as allowed
     assert limit.threads == 32
 
 
 def test_a_parse_bound_crawl_keeps_one_thread_per_process():
-    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    limit = FetchThreads(workers=2, max_threads=32, concurrency=None)
     feed(limit, cpu_ms=2.5, wall_ms=2.8, results=200)  # a fast server: the CPU is the limit
     assert limit.threads == 1
 
 
 def test_waits_for_the_gil_do_not_feed_the_estimate():
-    limit = InFlightLimit(workers=1, max_threads=32, concurrency=None)
+    limit = FetchThreads(workers=1, max_threads=32, concurrency=None)
     # Most tasks waited for other threads' parsing; a quarter shows the real network wait.
     for i in range(64):
         limit.observe(cpu_ms=2.0, wall_ms=2.4 if i % 3 == 0 else 30.0)
@@ -105,9 +124,9 @@ def test_waits_for_the_gil_do_not_feed_the_estimate():
 
 
 def test_free_tasks_do_not_ask_for_hundreds_of_threads():
-    limit = InFlightLimit(workers=2, max_threads=32, concurrency=None)
+    limit = FetchThreads(workers=2, max_threads=32, concurrency=None)
     feed(limit, cpu_ms=0.0, wall_ms=3.0, results=64)  # e.g. errors: no CPU at all
-    assert limit.threads == round(1 + 3.0 / InFlightLimit.MIN_CPU_MS)
+    assert limit.threads == round(1 + 3.0 / FetchThreads.MIN_CPU_MS)
 
 
 @pytest.mark.timeout(60)
@@ -136,18 +155,16 @@ def test_a_parse_callback_that_does_not_pickle_is_a_usage_error():
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_workers_with_many_fetch_threads_end_on_one_sentinel_each(start_method):
-    config = scraper.CrawlConfig(workers=2, concurrency=64)
-    pool = WorkerPool(get_backend("process", start_method), 2, config, ("example.com",))
-    pool.want(32)
-    pool.start()
+def test_workers_with_many_fetch_threads_end_on_the_stop_broadcast(start_method):
+    spec = worker_spec(scraper.CrawlConfig(workers=2, concurrency=64))
+    group = ProcessBackend(start_method).workers(spec, 2)
+    group.scale(32)
+    group.start()
     time.sleep(1.0)  # let every fetch thread start and wait for a task
+    processes = [worker.process for worker in group._workers]
     started = time.monotonic()
-    pool.stop(started + 20)
+    group.stop(started + 20)
     took = time.monotonic() - started
-    pool.close()
-    # Exit code 0: each ended on its sentinel, none was killed at the deadline
-    # (a process ending while its idle threads held the shared queue's lock
-    # would leave the other one unable to read its sentinel).
-    assert [slot.worker.exitcode for slot in pool.slots] == [0, 0]
+    # Exit code 0: each ended on the broadcast, none was killed at the deadline.
+    assert [process.exitcode for process in processes] == [0, 0]
     assert took < 10

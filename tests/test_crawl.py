@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import queue
 import re
 import socket
 import threading
@@ -20,11 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Backend, read_jsonl, release_worker_threads, wait_until
+from conftest import Backend, read_jsonl, wait_until
 from siteserver import MISSING, MOVED, PRIVATE, REDIRECT_TARGET, SiteServer, expected_crawl
 
 import scraper
-import scraper.backend
 from scraper import CrawlConfig, iter_crawl
 from scraper.records import RECORD_FIELDS
 
@@ -303,36 +301,20 @@ def test_an_error_response_does_not_spoil_the_next_request(serve, retries):
     assert Counter(server.page_paths()) == Counter(["/gone.html", "/page/1.html", "/page/2.html"])
 
 
-class PreemptedQueue(queue.Queue):
-    """A thread backend task queue whose put(None) returns only once some worker took that
-    sentinel and ended: what happens when the OS preempts the main thread right after a put."""
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        running = len(worker_threads())
-        super().put(item, block, timeout)
-        if item is None:
-            wait_until(lambda: len(worker_threads()) < running, 2)
-
-
 @pytest.mark.timeout(60)
-def test_every_worker_stops_even_if_the_main_thread_is_preempted(small_site, monkeypatch):
-    monkeypatch.setattr(scraper.backend.ThreadBackend, "JoinableQueue", lambda self: PreemptedQueue())
-    try:
-        records = scraper.crawl([small_site.url("/")], workers=8, backend="thread", depth=0)
-        assert len(records) == 1
-        leaked = worker_threads()
-    finally:
-        release_worker_threads()
-    # Eight workers: the sentinels are all taken in slot order only with probability 1/8!.
-    assert leaked == [], "worker threads still running after crawl() returned"
+def test_every_worker_thread_stops_on_the_broadcast(small_site):
+    # Eight idle workers at the end: one stop broadcast ends them all, none is left.
+    records = scraper.crawl([small_site.url("/")], workers=8, backend="thread", depth=0)
+    assert len(records) == 1
+    assert wait_until(lambda: not worker_threads(), 2), "worker threads still running after crawl() returned"
 
 
 class ParseEndsBetweenReads:
-    """A worker's shared `parse_started` array whose parse ends (value back to 0) just after
-    the pool's first read: the other process writes between two reads of shared memory."""
+    """A worker's shared `parsing_since` array whose parse ends (value back to 0) just after
+    the group's first read: the other process writes between two reads of shared memory."""
 
     def __init__(self) -> None:
-        self.started = time.time()  # a parse that began just now...
+        self.started = time.monotonic()  # a parse that began just now...
         self.reads = 0
 
     def _read(self) -> float:
@@ -350,16 +332,12 @@ class ParseEndsBetweenReads:
 
 
 def test_a_parse_that_just_ended_is_not_taken_for_a_hung_worker():
-    from scraper.pool import WorkerPool
+    from scraper.backends.base import hung_failures
+    from scraper.backends.process import _Board
 
-    config = CrawlConfig(workers=1, backend="thread")
-    pool = WorkerPool(scraper.backend.get_backend("thread"), 1, config, ("127.0.0.1",))
-    pool.start()
-    try:
-        pool.slots[0].current = [7]  # a task in hand
-        pool.slots[0].parse_started = ParseEndsBetweenReads()
-        failures = pool.failures()
-    finally:
-        pool.stop(time.monotonic() + 5)
-        pool.close()
-    assert failures == []
+    parsing_since = ParseEndsBetweenReads()
+    board = _Board(task=[7], took_at=[time.monotonic()], parsing_since=parsing_since)
+    activity = board.read("process-1", time.monotonic())
+    assert parsing_since.reads == 1  # copied once: what the group judges is one consistent reading
+    assert [a.task_id for a in activity] == [7]
+    assert hung_failures(activity, hung_after=15) == []

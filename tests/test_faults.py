@@ -17,7 +17,7 @@ import pytest
 from conftest import BACKENDS, read_jsonl, wait_until
 from siteserver import build_site
 
-import scraper.pool
+import scraper.backends.base
 from scraper import crawl
 
 PROCESS_BACKENDS = [pytest.param(BACKENDS[name], id=name) for name in ("process-fork", "process-spawn")]
@@ -242,7 +242,7 @@ def test_worker_that_keeps_dying_is_recorded_once(small_site, expected, backend)
 
 @pytest.mark.timeout(120)
 def test_hanging_parse_callback_does_not_stop_the_crawl(small_site, expected, monkeypatch):
-    monkeypatch.setattr(scraper.pool, "PARSE_GRACE", 0.5)
+    monkeypatch.setattr(scraper.backends.base, "PARSE_GRACE", 0.5)
     seeds = [small_site.url("/")]
     records = crawl(seeds, depth=3, workers=2, timeout=1, parse=hang_on_page_17,
                     backend="process", start_method="fork")  # fmt: skip

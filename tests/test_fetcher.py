@@ -11,6 +11,7 @@ import requests
 import responses
 
 from scraper.config import CrawlConfig
+from scraper.crawl import worker_spec
 from scraper.fetcher import Fetcher
 from scraper.records import PAGE, RECORD_FIELDS, ROBOTS, Result, Task
 
@@ -62,7 +63,7 @@ def mock():
 def make_fetcher(**settings) -> Fetcher:
     settings.setdefault("retries", 0)  # handle() sleeps for real between retries
     config = CrawlConfig(workers=1, backend="thread", user_agent="testbot/1.0", **settings)
-    return Fetcher(config, "thread-7", ("example.com",))
+    return Fetcher(worker_spec(config), "thread-7")
 
 
 def handle(fetcher: Fetcher, url: str, depth: int = 0, parent: str | None = None) -> dict:

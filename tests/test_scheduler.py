@@ -14,7 +14,7 @@ import pytest
 import responses
 
 from scraper.config import CrawlConfig
-from scraper.crawl import allowed_hosts
+from scraper.crawl import allowed_hosts, worker_spec
 from scraper.fetcher import Fetcher
 from scraper.frontier import MAX_PAUSE, MAX_REDIRECTS
 from scraper.scheduler import Scheduler
@@ -31,14 +31,6 @@ class FakeClock:
         return self.now
 
 
-class ListQueue:
-    def __init__(self) -> None:
-        self.items: deque = deque()
-
-    def put(self, task: object) -> None:
-        self.items.append(task)
-
-
 class Run:
     """A crawl run task by task: its records, the scheduler and when each request was sent."""
 
@@ -47,10 +39,9 @@ class Run:
                     **settings}  # fmt: skip
         config = CrawlConfig(**settings)
         self.clock = FakeClock()
-        self.queue = ListQueue()
-        hosts = allowed_hosts(seeds, config.allow_domain)
-        self.scheduler = Scheduler(config, self.queue, hosts, clock=self.clock)
-        self.fetcher = Fetcher(config, "thread-1", ())
+        self.queue: deque = deque()
+        self.scheduler = Scheduler(config, allowed_hosts(seeds, config.allow_domain), clock=self.clock)
+        self.fetcher = Fetcher(worker_spec(config), "thread-1")
         self.records: list[dict] = []
         self.sent: list[tuple[float, str]] = []  # (fake time, URL requested)
         self.scheduler.add_seeds(seeds)
@@ -59,11 +50,11 @@ class Run:
         for _ in range(max_steps):
             if self.scheduler.finished():
                 return self
-            self.scheduler.fill()
-            if not self.queue.items:
+            self.queue.extend(self.scheduler.fill(capacity=5))
+            if not self.queue:
                 self.clock.now += 0.5  # nothing may start yet (a paused host)
                 continue
-            task = self.queue.items.popleft()
+            task = self.queue.popleft()
             self.sent.append((self.clock.now, task.target))
             for settled in self.scheduler.complete(self.fetcher.handle(task)):
                 self.records.append(settled.record)

@@ -9,21 +9,26 @@ multiprocessing, or a Redis client).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import CrawlConfig
+    from .base import Backend
 
 # name -> "module:class" of its implementation, and a line for --help
 BACKENDS: dict[str, tuple[str, str]] = {
-    "process": ("scraper.backend:ProcessBackend", "worker processes, each running fetch threads"),
-    "thread": ("scraper.backend:ThreadBackend", "worker threads of this process, sharing its GIL"),
+    "process": ("scraper.backends.process:ProcessBackend", "worker processes, each running fetch threads"),
+    "thread": ("scraper.backends.thread:ThreadBackend", "worker threads of this process, sharing its GIL"),
 }
 BACKEND_NAMES = tuple(BACKENDS)
 
 
-def get_backend(name: str, **options: Any) -> Any:
-    """The backend called `name`, built with `options` (e.g. start_method)."""
+def get_backend(name: str, config: CrawlConfig) -> Backend:
+    """The backend called `name`, set up from what it needs of `config`."""
     try:
         target = BACKENDS[name][0]
     except KeyError:
         raise ValueError(f"unknown backend {name!r}") from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    backend: Backend = getattr(importlib.import_module(module), cls).from_config(config)
+    return backend

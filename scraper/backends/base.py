@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..records import Result, Task, WorkerSpec
+
+if TYPE_CHECKING:
+    from ..config import CrawlConfig
 
 # Tasks queued per worker beyond its fetch threads: a thread that finishes a
 # task finds the next one waiting instead of waiting for the parent, and the
@@ -59,6 +62,11 @@ def blamed_tasks(held: list[Activity]) -> tuple[int, ...]:
     (SIGKILL, out of memory) can be any task it held."""
     parsing = tuple(a.task_id for a in held if a.parsing_for is not None)
     return parsing or tuple(a.task_id for a in held)
+
+
+def hung_after(spec: WorkerSpec) -> float:
+    """Seconds after which a parse (user callback included) counts as hung."""
+    return spec.timeout + PARSE_GRACE
 
 
 def hung_failures(activity: list[Activity], hung_after: float) -> list[Failure]:
@@ -144,6 +152,9 @@ class Backend(Protocol):
     """A factory of worker groups (registered in backends/__init__.py)."""
 
     name: str
+
+    @classmethod
+    def from_config(cls, config: CrawlConfig) -> Backend: ...
 
     def workers(self, spec: WorkerSpec, count: int) -> WorkerGroup:
         """A group of `count` workers (not started yet) that run `spec`."""

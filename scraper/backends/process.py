@@ -42,9 +42,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..fetcher import worker_main
+from ..config import CrawlConfig
+from ..fetcher import Fetcher, worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PARSE_GRACE, PREFETCH, Activity, Failure, blamed_tasks, hung_failures
+from .base import PREFETCH, Activity, Failure, blamed_tasks, hung_after, hung_failures
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ class ProcessBackend:
 
     def __init__(self, start_method: str | None = None) -> None:
         self.context = multiprocessing.get_context(start_method)
+
+    @classmethod
+    def from_config(cls, config: CrawlConfig) -> ProcessBackend:
+        return cls(config.start_method)
 
     def workers(self, spec: WorkerSpec, count: int) -> ProcessGroup:
         return ProcessGroup(self.context, spec, count)
@@ -163,7 +168,7 @@ class ProcessGroup:
             if not worker.process.is_alive():
                 found.append(Failure(worker.name, blamed_tasks(held), "died"))
             else:
-                found += hung_failures(held, self.spec.timeout + PARSE_GRACE)
+                found += hung_failures(held, hung_after(self.spec))
         return found
 
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
@@ -304,12 +309,14 @@ def _process_main(
     # group must not kill a worker in the middle of a task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Fetcher(spec, name).close()  # a spec this process cannot run (a callback it cannot import) ends it
     relay = _Relay(name, tasks, sender, board, stop)
     started = 0
     while not relay.should_stop():
         goal = max(1, min(threads, int(wanted.value)))
         for index in range(started, goal):
-            threading.Thread(target=worker_main, args=(_ThreadContext(relay, index), spec), daemon=True).start()
+            context = _ThreadContext(relay, index)
+            threading.Thread(target=worker_main, args=(context, spec), daemon=True).start()
             relay.idle.put(None)
         started = max(started, goal)
         relay.hand_out_one()
