@@ -29,17 +29,26 @@ OWNERS = {
     "w3lib": {"urls", "parse"},  # parse: w3lib.encoding reads <meta> charsets
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
-    "multiprocessing": {"backend", "demo", "bench"},
-    "threading": {"backend", "demo", "parse"},  # parse: a thread-local parser
+    "multiprocessing": {"backends.process", "demo", "bench"},
+    # parse: a thread-local parser; download: the deadline watchdog
+    "threading": {"backends.process", "backends.thread", "demo", "parse", "download"},
 }
+SUBPACKAGES = ("backends",)
+
+
+def module_name(path: Path) -> str:
+    """`crawl` for scraper/crawl.py, `backends.process` for scraper/backends/process.py,
+    `backends` for scraper/backends/__init__.py."""
+    parts = path.relative_to(SOURCE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
 
 
 def modules() -> dict[str, ast.Module]:
-    """stem -> syntax tree of every scraper/*.py."""
-    found = {
-        path.stem: ast.parse(path.read_text(encoding="utf-8"), str(path)) for path in SOURCE.glob("*.py")
-    }
-    assert {"backend", "fetcher", "crawl", "scheduler", "aggregator", "download", "parse"} <= set(found)
+    """name -> syntax tree of every module of the package, subpackages included."""
+    paths = [*SOURCE.glob("*.py"), *(path for sub in SUBPACKAGES for path in (SOURCE / sub).glob("*.py"))]
+    found = {module_name(path): ast.parse(path.read_text(encoding="utf-8"), str(path)) for path in paths}
+    assert {"backends", "backends.base", "backends.process", "backends.thread", "fetcher", "crawl",
+            "scheduler", "aggregator", "download", "parse"} <= set(found)  # fmt: skip
     return found
 
 
@@ -83,24 +92,42 @@ def external_top_level(tree: ast.Module) -> dict[str, list[int]]:
     return found
 
 
+def _package_of(stem: str) -> list[str]:
+    """The package path a module's relative imports start from."""
+    parts = stem.split(".")
+    if parts[0] in SUBPACKAGES:
+        return parts if len(parts) == 1 else parts[:-1]
+    return []
+
+
+def _node(module: str) -> str:
+    """The graph node of a dotted module: `backends.process` stays, `urls.x` is `urls`."""
+    parts = module.split(".")
+    if parts[0] in SUBPACKAGES and len(parts) > 1:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
 def internal_edges(stem: str, tree: ast.Module) -> set[str]:
-    """The scraper modules (stems; "__init__" for the package itself) that `stem` imports."""
+    """The scraper modules (dotted names; "__init__" for the package itself) that `stem` imports."""
     edges = set()
     for _, base, name in imports(tree):
-        if base.startswith(".."):
-            raise AssertionError(f"{stem}.py: import from above the package: {base}")
         if base.startswith("."):
-            module = base[1:]
+            level = len(base) - len(base.lstrip("."))
+            package = _package_of(stem)
+            if level - 1 > len(package):
+                raise AssertionError(f"{stem}.py: import from above the package: {base}")
+            module = ".".join([*package[: len(package) - (level - 1)], *filter(None, [base[level:]])])
         elif base == PACKAGE or base.startswith(PACKAGE + "."):
             module = base[len(PACKAGE) + 1 :]
         else:
             continue
-        if module:
-            edges.add(module.split(".")[0])
-        elif name in MODULES:  # `from . import errors`: the submodule
-            edges.add(name)
+        if module and not (name and f"{module}.{name}" in MODULES):
+            edges.add(_node(module))
+        elif name and (f"{module}.{name}" if module else name) in MODULES:  # `from . import errors`
+            edges.add(f"{module}.{name}" if module else name)
         else:  # `from . import crawl` where crawl is a name of __init__
-            edges.add("__init__")
+            edges.add(module or "__init__")
     edges.discard(stem)
     return edges
 
@@ -148,8 +175,8 @@ def test_the_walk_sees_the_owners_imports():
     """Guards the test itself: it must see the imports it polices, the lazy one included."""
     seen = {stem: set(external_top_level(tree)) for stem, tree in MODULES.items()}
     for stem, library in [("download", "requests"), ("parse", "lxml"), ("robots", "protego"),
-                          ("cli", "tqdm"), ("compare", "matplotlib"), ("backend", "multiprocessing"),
-                          ("backend", "threading")]:  # fmt: skip
+                          ("cli", "tqdm"), ("compare", "matplotlib"), ("backends.process", "multiprocessing"),
+                          ("backends.thread", "threading")]:  # fmt: skip
         assert library in seen[stem], f"{library} not seen in {stem}.py"
 
 
@@ -161,6 +188,9 @@ def test_the_import_walk_sees_every_kind_of_import():
     )
     assert set(external_top_level(tree)) == {"a", "c", "lazy", "dyn", "old", "scraper"}
     assert internal_edges("probe", tree) == {"errors", "x", "crawl"}
+    inside = ast.parse("from ..fetcher import worker_main\nfrom .base import Failure\n"
+                       "from .. import errors\n")
+    assert internal_edges("backends.process", inside) == {"fetcher", "backends.base", "errors"}
 
 
 # -- (b) no cycles among scraper's modules --------------------------------------------------
@@ -178,9 +208,16 @@ def test_find_cycle_finds_a_cycle():
 # -- (c) the worker mechanism and the work stay apart ----------------------------------------
 
 
-def test_backend_and_fetcher_do_not_import_each_other():
-    assert "fetcher" not in GRAPH["backend"], "backend.py imports fetcher"
-    assert "backend" not in GRAPH["fetcher"], "fetcher.py imports backend"
+def test_the_worker_loop_knows_no_transport():
+    """fetcher.py runs over the ports of backends/base.py, never over one backend."""
+    transports = {stem for stem in MODULES if stem.startswith("backends") and stem != "backends.base"}
+    assert not GRAPH["fetcher"] & transports, f"fetcher.py imports {GRAPH['fetcher'] & transports}"
+
+
+def test_only_the_registry_and_the_backends_name_a_backend():
+    """A backend is chosen in one place: backends/__init__.py (and the backends themselves)."""
+    named = {stem for stem, edges in GRAPH.items() if edges & {"backends.process", "backends.thread"}}
+    assert named <= {"backends", "backends.process", "backends.thread"}, named
 
 
 # -- (d) one module wires the scheduler to the aggregator -------------------------------------

@@ -9,10 +9,9 @@ multiprocessing, or a Redis client).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..config import CrawlConfig
     from .base import Backend
 
 # name -> "module:class" of its implementation, and a line for --help
@@ -23,8 +22,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
 BACKEND_NAMES = tuple(BACKENDS)
 
 
-def get_backend(name: str, config: CrawlConfig) -> Backend:
-    """The backend called `name`, set up from what it needs of `config`."""
+def get_backend(name: str, config: Any) -> Backend:
+    """The backend called `name`, set up from what it needs of `config` (a CrawlConfig)."""
     try:
         target = BACKENDS[name][0]
     except KeyError:
