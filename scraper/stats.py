@@ -14,7 +14,6 @@ from .errors import error_kind
 class CrawlStats:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    pages: int = 0
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -24,7 +23,6 @@ class CrawlStats:
     interrupted: bool = False
 
     def count(self, record: dict[str, Any]) -> None:
-        self.pages += 1
         kind = error_kind(record["error"])
         if kind is None:
             self.ok += 1
@@ -37,6 +35,11 @@ class CrawlStats:
     @property
     def duration(self) -> float:
         return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def pages(self) -> int:
+        """Pages recorded: ok or not."""
+        return self.ok + sum(self.errors.values())
 
     @property
     def pages_per_second(self) -> float:

@@ -1,0 +1,76 @@
+"""The versioned JSON form of the messages: round trips, and what is refused."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from scraper.records import RECORD_FIELDS, Result, Task, WorkerSpec, new_record
+from scraper.wire import (
+    MAX_MESSAGE,
+    VERSION,
+    WireError,
+    dump_result,
+    dump_spec,
+    dump_task,
+    load_result,
+    load_spec,
+    load_task,
+)
+
+TASK = Task(7, "http://example.com/p?a=1", depth=2, parent="http://example.com/", attempt=1,
+            fetch_url="http://example.com/p?a=1&u=https://x.y", hops=1, spent_ms=12.5, retries=1)  # fmt: skip
+SPEC = WorkerSpec(timeout=10.0, max_bytes=1024, retries=2, user_agent="bot/1", select=(("h", "h1"),),
+                  parse="my_module:my_parse", threads=32)  # fmt: skip
+
+
+def test_task_spec_and_result_survive_a_round_trip():
+    assert load_task(dump_task(TASK)) == TASK
+    assert load_spec(dump_spec(SPEC)) == SPEC
+    record = {**new_record(TASK, "host-a:1/2"), "title": "caf\u00e9 \u2603", "links": ["http://example.com/x"]}
+    result = Result(TASK, record, robots_body=b"User-agent: *\n\xff", cpu_ms=1.5, wall_ms=3.0,
+                    redirect_to="http://example.com/y", retry_after=2.0, link_urls={"a": "b"})  # fmt: skip
+    back = load_result(dump_result(result))
+    assert (back.task, back.record, back.robots_body, back.redirect_to, back.link_urls) == (
+        TASK, record, b"User-agent: *\n\xff", "http://example.com/y", {"a": "b"})  # fmt: skip
+
+
+def test_every_message_carries_the_version():
+    assert json.loads(dump_task(TASK))["v"] == VERSION
+
+
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        (b"\x80\x04K\x01.", "not JSON"),  # a pickle: never unpickled
+        (pickle.dumps(TASK), "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps({**json.loads(dump_task(TASK)), "v": VERSION + 1}).encode(), "version"),
+        (dump_task(TASK).replace(b'"id":7', b'"id":"7"'), "id has the wrong type"),
+        (dump_task(TASK).replace(b'"id":7', b'"id":true'), "id has the wrong type"),
+        (dump_task(TASK).replace(b',"hops":1', b""), "expected the fields"),
+        (dump_task(TASK).replace(b'"hops":1', b'"hops":1,"evil":"__import__(os)"'), "expected the fields"),
+        (b" " * (MAX_MESSAGE + 1), "larger than"),
+    ],
+)
+def test_a_bad_task_message_is_refused_with_one_line(data, why):
+    with pytest.raises(WireError, match=why) as caught:
+        load_task(data)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_result_without_a_full_record_is_refused():
+    message = json.loads(dump_result(Result(TASK, new_record(TASK, "w"))))
+    del message["record"]["links"]
+    with pytest.raises(WireError, match="record"):
+        load_result(json.dumps(message).encode())
+    assert set(RECORD_FIELDS) <= set(new_record(TASK, "w"))
+
+
+def test_a_spec_with_a_bad_select_is_refused():
+    message = json.loads(dump_spec(SPEC))
+    message["select"] = [["h"]]
+    with pytest.raises(WireError, match="select"):
+        load_spec(json.dumps(message).encode())
