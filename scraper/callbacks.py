@@ -48,8 +48,8 @@ def callback_ref(callback: Callable[..., Any]) -> str:
             pass
     shown = qualname if isinstance(qualname, str) else repr(callback)
     raise ValueError(
-        "must be a function that workers can import by its name: defined at the top level of a "
-        f"module, not a lambda, a nested function or a functools.partial (got {shown})"
+        "must be a top-level function of a module, which workers import by its name: "
+        f"not a lambda, a nested function or a functools.partial (got {shown})"
     )
 
 

@@ -377,7 +377,7 @@ def nested_maker():
 )
 def test_callbacks_workers_cannot_import_are_refused_in_one_line(callback, shown):
     message = library_error(parse=callback)
-    assert message.startswith("parse must be a function that workers can import by its name")
+    assert message.startswith("parse must be a top-level function of a module, which workers import")
     assert "not a lambda, a nested function or a functools.partial" in message
     assert shown in message
     with pytest.raises(ValueError, match="import by its name"):
