@@ -12,28 +12,37 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import MISSING, Field, fields
 from enum import IntEnum
 from typing import Any
 
 from ._version import __version__
-from .config import (
-    BACKENDS,
-    DEFAULT_MAX_BYTES,
-    DEFAULT_OUTPUT,
-    DEFAULT_PER_HOST,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    DEFAULT_USER_AGENT,
-    START_METHODS,
-    CrawlConfig,
-    default_workers,
-)
+from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers
 from .crawl import Crawl
 from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError
+from .options import OPTION, POSITIVE_INT, Option, SettingError
 from .seeds import parse_seeds
 
 log = logging.getLogger("scraper")
+
+# -o and -O: one output, appended to or truncated first (SPEC 3)
+EXCLUSIVE_OUTPUTS = ("output", "overwrite_output")
+
+EPILOG = """\
+examples:
+  scraper seeds.txt --depth 2 -o data/site.jsonl
+  scraper seeds.txt -O pages.jsonl --select 'heading=h1' --select 'price=span.price'
+  scraper seeds.txt --backend thread -w 16 --parse mymodule:extract
+  scraper --demo
+
+exit status:
+  0    the crawl completed (pages that failed are records with an error)
+  1    the crawl failed (e.g. the output could not be written)
+  2    usage error: bad option value, unreadable seed file, no valid seed
+  130  interrupted (Ctrl-C, SIGINT)
+  143  terminated (SIGTERM)
+"""
 
 
 class ExitStatus(IntEnum):
@@ -56,25 +65,10 @@ def entry_point() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    refuse_contradictions(parser, args)
     _setup_logging(args.verbose - args.quiet)
     try:
-        # The modules of the other modes (and tqdm) are imported only when used:
-        # each costs start-up time, and a crawl must reach its first request fast.
-        if args.bench_append is not None:
-            from .bench import run_append_benchmark
-
-            return run_append_benchmark(args.bench_append, args.workers or default_workers())
-        if args.demo:
-            from .demo import run_demo
-
-            return run_demo(args, config_from_args(args, output_default=None), args.workers)
-        if args.seeds is None:
-            parser.error("the following arguments are required: SEEDS (or use --demo)")
-        config = config_from_args(args)
-        seeds = read_seed_file(args.seeds)
-        if args.compare:
-            return run_compare(config, seeds)
-        return run_crawl(config, seeds, show_progress=not args.quiet, show_summary=not args.quiet)
+        return run(parser, args)
     except UsageError as exc:
         print(f"scraper: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -85,51 +79,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.ERROR
 
 
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The mode the arguments ask for; the exit status."""
+    # The modules of the other modes (and tqdm) are imported only when used:
+    # each costs start-up time, and a crawl must reach its first request fast.
+    if args.bench_append is not None:
+        from .bench import run_append_benchmark
+
+        return run_append_benchmark(args.bench_append, args.workers or default_workers())
+    if args.demo:
+        from .demo import run_demo
+
+        return run_demo(args, checked_config(parser, args, output_default=None), args.workers)
+    if args.seeds is None:
+        parser.error("the following arguments are required: SEEDS (or use --demo)")
+    config = checked_config(parser, args)
+    seeds = read_seed_file(args.seeds)
+    if args.compare:
+        return run_compare(config, seeds)
+    return run_crawl(config, seeds, show_progress=not args.quiet, show_summary=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one option per CrawlConfig field (declared there), then the modes."""
     parser = argparse.ArgumentParser(
         prog="scraper",
         description="Crawl the URLs of a seed file in parallel and write one JSON record per page.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("seeds", nargs="?", metavar="SEEDS", help="file of seed URLs, one per line ('-' for stdin)")
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="FILE",
-                     help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
-    out.add_argument("-O", "--overwrite-output", metavar="FILE", help="JSONL output, truncated first")
-    add("-w", "--workers", type=positive_int, metavar="N",
-        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
-    add("--backend", choices=BACKENDS, default="process", help="worker type (default: %(default)s)")
-    add("--concurrency", type=positive_int, metavar="N",
-        help="most requests in flight in all (process backend: fetch threads spread over the "
-             "workers; default: tuned while crawling, up to 32 per worker)")
-    add("--depth", type=non_negative_int, default=0, metavar="N",
-        help="follow links up to N hops from a seed (default: 0, seeds only)")
-    add("--max-pages", type=positive_int, metavar="N", help="stop after N pages (records)")
-    add("--allow-domain", action="append", default=[], metavar="HOST",
-        help="also follow links to HOST and its subdomains (repeatable)")
-    add("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="S",
-        help="total deadline of one fetch in seconds (default: %(default)s)")
-    add("--retries", type=non_negative_int, default=DEFAULT_RETRIES, metavar="N",
-        help="retries on connection errors, connect timeouts, 429 and 5xx (default: %(default)s)")
-    add("--delay", type=non_negative_float, default=0.0, metavar="S",
-        help="minimum seconds between two requests to one host (default: 0)")
-    add("--per-host", type=positive_int, default=DEFAULT_PER_HOST, metavar="N",
-        help="most requests in flight to one host (default: %(default)s)")
-    add("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
-        help="largest body read, decompressed (default: %(default)s)")
-    add("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA", help="User-Agent header")
-    add("--ignore-robots", action="store_true", help="do not fetch or obey robots.txt")
-    add("--select", action="append", default=[], metavar="NAME=CSS",
-        help="extra field: text of the elements a CSS selector matches (repeatable)")
-    add("--resume", action="store_true",
-        help="continue an interrupted crawl from its output file (-o): fetch only what is missing")
-    add("--start-method", choices=START_METHODS,
-        help="multiprocessing start method (default: the platform's)")
+    outputs = parser.add_mutually_exclusive_group()
+    for setting in fields(CrawlConfig):
+        add_option(outputs if setting.name in EXCLUSIVE_OUTPUTS else parser, setting)
     add("--compare", action="store_true",
         help="crawl SEEDS serially, on N threads and on N processes; print a table and draw a chart")
     add("--demo", action="store_true",
         help="compare the backends on a generated I/O-bound and CPU-bound site on 127.0.0.1 "
-             "(no network needed)")
+             "(no network needed; no SEEDS)")
     add("--bench-append", type=positive_int, nargs="?", const=10_000_000, metavar="N",
         help="measure ways to append N integers (default 10 million) to one list from "
              "several processes")
@@ -139,20 +127,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_option(parser: Any, setting: Field[Any]) -> None:
+    """The argparse argument of one CrawlConfig field, as its option and kind describe it."""
+    spec: Option = setting.metadata[OPTION]
+    if spec.kind.action == "store_true":
+        parser.add_argument(*spec.flags, dest=setting.name, action="store_true", help=spec.help)
+        return
+    # None where the default is computed when the config is made (-w: the number of CPUs)
+    default = None if setting.default is MISSING else setting.default
+    if spec.kind.action == "append":
+        default = []  # argparse appends to a copy
+    parser.add_argument(*spec.flags, dest=setting.name, action=spec.kind.action, type=spec.kind.read,
+                        choices=spec.kind.choices, default=default, metavar=spec.metavar,
+                        help=spec.help)  # fmt: skip
+
+
 def config_from_args(args: argparse.Namespace, output_default: str | None = DEFAULT_OUTPUT) -> CrawlConfig:
-    output = args.output
-    if not output and not args.overwrite_output:
-        output = output_default
-    return CrawlConfig(
-        workers=args.workers or default_workers(), backend=args.backend,
-        concurrency=args.concurrency, depth=args.depth,
-        max_pages=args.max_pages, allow_domain=tuple(args.allow_domain),
-        timeout=args.timeout, retries=args.retries, delay=args.delay,
-        per_host=args.per_host, max_bytes=args.max_bytes, user_agent=args.user_agent,
-        ignore_robots=args.ignore_robots, select=tuple(args.select),
-        start_method=args.start_method, output=output, overwrite_output=args.overwrite_output,
-        resume=args.resume,
-    )  # fmt: skip
+    """The CrawlConfig of the arguments; what was not given keeps its default."""
+    values: dict[str, Any] = {}
+    for name in OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = tuple(value) if isinstance(value, list) else value
+    if args.output is None and args.overwrite_output is None:
+        values["output"] = output_default
+    return CrawlConfig(**values)
+
+
+def checked_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, output_default: str | None = DEFAULT_OUTPUT
+) -> CrawlConfig:
+    """config_from_args(), a bad value reported by its option (`--user-agent must not be empty`)."""
+    if args.parse:
+        _import_from_current_folder()
+    try:
+        return config_from_args(args, output_default)
+    except SettingError as exc:
+        parser.error(exc.worded(lambda name: OPTIONS[name].name))
+
+
+# Options that contradict each other (issue 14): (given together?, why not).
+CONTRADICTIONS: tuple[tuple[Callable[[argparse.Namespace], bool], str], ...] = (
+    (lambda a: a.demo and a.seeds is not None, "--demo crawls a site of its own: give it no SEEDS"),
+    (lambda a: a.demo and a.compare, "--demo already compares the backends: give --demo or --compare"),
+    (lambda a: a.resume and (a.compare or a.demo),
+     "--resume continues one crawl: --compare and --demo run new ones"),
+)
+
+
+def refuse_contradictions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 with one line if two options given together contradict each other."""
+    for given, problem in CONTRADICTIONS:
+        if given(args):
+            parser.error(problem)
+
+
+def _import_from_current_folder() -> None:
+    # `python -m scraper` puts the current folder first on sys.path; the
+    # `scraper` command does not. Appended, so that it shadows no library.
+    # Spawned workers inherit sys.path.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
 
 
 def read_seed_file(path: str) -> list[str]:
@@ -207,7 +242,7 @@ def run_compare(config: CrawlConfig, seeds: Sequence[str]) -> int:
     n = config.workers
     print(f"comparing: serial, {n} threads, {n} processes ...", file=sys.stderr)
     results = run_comparison(config, seeds, output)
-    print(report(results, f"{len(seeds)} seed(s), depth {config.depth}"))
+    print(report(results, f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}, depth {config.depth}"))
     chart = plot([("crawl", results)], os.path.splitext(output)[0] + ".compare.png")
     print(f"chart: {chart}" if chart else CHART_HINT)
     return ExitStatus.SUCCESS
@@ -237,7 +272,7 @@ def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
 def _progress(enabled: bool) -> Any:
     if not (enabled and sys.stderr.isatty()):
         return _NoProgress()
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]  # (types-tqdm not installed)
 
     return tqdm(unit=" pages", file=sys.stderr, dynamic_ncols=True, leave=False)
 
@@ -268,26 +303,8 @@ def _setup_logging(level: int) -> None:
 
 
 def positive_int(text: str) -> int:
-    return _number(text, int, lambda n: n >= 1, "an integer >= 1")
-
-
-def non_negative_int(text: str) -> int:
-    return _number(text, int, lambda n: n >= 0, "an integer >= 0")
-
-
-def positive_float(text: str) -> float:
-    return _number(text, float, lambda n: n > 0, "a number > 0")
-
-
-def non_negative_float(text: str) -> float:
-    return _number(text, float, lambda n: n >= 0, "a number >= 0")
-
-
-def _number(text: str, kind: type, valid: Any, expected: str) -> Any:
+    """argparse's type of --bench-append (not a crawl setting, so not in the table)."""
     try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not valid(value) or value != value or value in (float("inf"),):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
+        return int(POSITIVE_INT.check(POSITIVE_INT.read(text)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,22 +1,44 @@
-"""CrawlConfig: every setting of a crawl, frozen and validated once."""
+"""CrawlConfig: every setting of a crawl, declared once, frozen and validated once.
+
+Each field is declared with `option(default, *flags, kind=..., help=...)`:
+`cli.build_parser()` makes the command line from these declarations, and
+`__post_init__` checks each value against its kind. A new setting is one
+field here. This module stays pure (no lxml, requests or multiprocessing):
+worker processes and remote workers import it.
+"""
 
 from __future__ import annotations
 
-import math
 import os
-import pickle
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._version import __version__
-from .errors import UsageError
-from .parse import compile_select
+from .backends import BACKEND_NAMES, BACKENDS
+from .callbacks import callback_ref
+from .options import (
+    CALLBACK,
+    FILE_PATH,
+    FLAG,
+    HOST_NAMES,
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_SECONDS,
+    OPTION,
+    POSITIVE_INT,
+    POSITIVE_SECONDS,
+    SELECTS,
+    TEXT,
+    Choice,
+    Computed,
+    Option,
+    SettingError,
+    option,
+)
 
 PROJECT_URL = "https://github.com/scraper-dev/scraper"
 DEFAULT_USER_AGENT = f"scraper/{__version__} (+{PROJECT_URL})"
-DEFAULT_OUTPUT = os.path.join("data", "records.jsonl")
+DEFAULT_OUTPUT = os.path.join("data", "records.jsonl")  # the command line's; the library writes none
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
 DEFAULT_PER_HOST = 8
@@ -25,7 +47,6 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # threads cost little memory (2 processes x 32 threads ~ 50 MB in all); how
 # many are busy is tuned while crawling (scheduler.InFlightLimit).
 AUTO_THREADS_PER_WORKER = 32
-BACKENDS = ("process", "thread")
 START_METHODS = ("fork", "spawn", "forkserver")
 
 ParseCallback = Callable[[dict, Any], "Mapping[str, Any] | None"]
@@ -35,82 +56,89 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+def _backends_help() -> str:
+    kinds = "; ".join(f"{name}: {text}" for name, (_, text) in BACKENDS.items())
+    return f"worker type ({kinds.replace('%', '%%')}; default: %(default)s)"  # argparse formats help with %
+
+
 @dataclass(frozen=True)
 class CrawlConfig:
     """Settings shared by the CLI and the library; names follow the long options.
 
     `select` accepts a mapping {name: css}, "NAME=CSS" strings or pairs, and is
-    stored as a tuple of (name, css) pairs. `parse` is a top-level function
-    `parse(record, html_tree) -> dict` whose result is merged into `fields`
-    (top-level so that it pickles for process workers).
+    stored as a tuple of (name, css) pairs. `parse` is a function
+    `parse(record, html_tree) -> dict` whose result is merged into `fields`, or
+    "module:function" naming one; it is stored as the function, and `parse_ref`
+    gives its name (workers that do not start from this process import it).
     """
 
-    workers: int = field(default_factory=default_workers)
-    backend: str = "process"
-    concurrency: int | None = None
-    depth: int = 0
-    max_pages: int | None = None
-    allow_domain: tuple[str, ...] = ()
-    timeout: float = DEFAULT_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    delay: float = 0.0
-    per_host: int = DEFAULT_PER_HOST
-    max_bytes: int = DEFAULT_MAX_BYTES
-    user_agent: str = DEFAULT_USER_AGENT
-    ignore_robots: bool = False
-    select: tuple[tuple[str, str], ...] = ()
-    start_method: str | None = None
-    output: str | None = None
-    overwrite_output: str | None = None
-    resume: bool = False
-    parse: ParseCallback | None = None
+    output: str | None = option(
+        None, "-o", "--output", kind=FILE_PATH, metavar="FILE",
+        help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
+    overwrite_output: str | None = option(
+        None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
+        help="JSONL output, truncated first")
+    workers: int = option(
+        Computed(default_workers), "-w", "--workers", kind=POSITIVE_INT, metavar="N",
+        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
+    backend: str = option("process", "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
+    concurrency: int | None = option(
+        None, "--concurrency", kind=POSITIVE_INT, metavar="N",
+        help="most requests in flight in all (process backend: fetch threads spread over the workers; "
+             f"default: tuned while crawling, up to {AUTO_THREADS_PER_WORKER} per worker)")
+    depth: int = option(
+        0, "--depth", kind=NON_NEGATIVE_INT, metavar="N",
+        help="follow links up to N hops from a seed (default: %(default)s, seeds only)")
+    max_pages: int | None = option(
+        None, "--max-pages", kind=POSITIVE_INT, metavar="N", help="stop after N pages (records)")
+    allow_domain: tuple[str, ...] = option(
+        (), "--allow-domain", kind=HOST_NAMES, metavar="HOST",
+        help="also follow links to HOST and its subdomains (repeatable)")
+    timeout: float = option(
+        DEFAULT_TIMEOUT, "--timeout", kind=POSITIVE_SECONDS, metavar="S",
+        help="total deadline of one fetch in seconds (default: %(default)g)")
+    retries: int = option(
+        DEFAULT_RETRIES, "--retries", kind=NON_NEGATIVE_INT, metavar="N",
+        help="retries on connection errors, connect timeouts, 429 and 5xx (default: %(default)s)")
+    delay: float = option(
+        0.0, "--delay", kind=NON_NEGATIVE_SECONDS, metavar="S",
+        help="minimum seconds between two requests to one host (default: %(default)g)")
+    per_host: int = option(
+        DEFAULT_PER_HOST, "--per-host", kind=POSITIVE_INT, metavar="N",
+        help="most requests in flight to one host (default: %(default)s)")
+    max_bytes: int = option(
+        DEFAULT_MAX_BYTES, "--max-bytes", kind=POSITIVE_INT, metavar="N",
+        help="largest body read, decompressed (default: %(default)s, 10 MiB)")
+    user_agent: str = option(
+        DEFAULT_USER_AGENT, "--user-agent", kind=TEXT, metavar="UA",
+        help="User-Agent header (default: %(default)s)")
+    ignore_robots: bool = option(False, "--ignore-robots", kind=FLAG, help="do not fetch or obey robots.txt")
+    select: tuple[tuple[str, str], ...] = option(
+        (), "--select", kind=SELECTS, metavar="NAME=CSS",
+        help="extra field: text of the elements a CSS selector matches (repeatable, one NAME each)")
+    resume: bool = option(
+        False, "--resume", kind=FLAG,
+        help="continue an interrupted crawl from its output file (-o): fetch only what is missing")
+    start_method: str | None = option(
+        None, "--start-method", kind=Choice(START_METHODS),
+        help="multiprocessing start method (default: the platform's)")
+    parse: ParseCallback | str | None = option(
+        None, "--parse", kind=CALLBACK, metavar="MODULE:FUNCTION",
+        help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
+             "MODULE is imported from the current folder too")
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__  # frozen: normalize once, here
-        try:
-            set_(self, "allow_domain", _normalize_domains(self.allow_domain))
-            set_(self, "select", _normalize_select(self.select))
-            set_(self, "timeout", _number("timeout", self.timeout))
-            set_(self, "delay", _number("delay", self.delay))
-            _check(isinstance(self.user_agent, str), "user_agent must be a string")
-        except (TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, UsageError):
-                raise
-            raise UsageError(f"bad setting: {exc}") from None
-        self._validate()
+        for name, spec in OPTIONS.items():
+            # frozen: the one place values are normalized
+            object.__setattr__(self, name, spec.checked(name, getattr(self, name)))
+        for allowed, problem in RULES:
+            if not allowed(self):
+                raise SettingError(problem)
 
-    def _validate(self) -> None:
-        _check(_is_int(self.workers) and self.workers >= 1, "workers must be an integer >= 1")
-        _check(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}")
-        _check(
-            self.concurrency is None or (_is_int(self.concurrency) and self.concurrency >= 1),
-            "concurrency must be an integer >= 1",
-        )
-        _check(_is_int(self.depth) and self.depth >= 0, "depth must be an integer >= 0")
-        _check(
-            self.max_pages is None or (_is_int(self.max_pages) and self.max_pages >= 1),
-            "max_pages must be an integer >= 1",
-        )
-        _check(self.timeout > 0, "timeout must be > 0 seconds")
-        _check(_is_int(self.retries) and self.retries >= 0, "retries must be an integer >= 0")
-        _check(self.delay >= 0, "delay must be >= 0 seconds")
-        _check(_is_int(self.per_host) and self.per_host >= 1, "per_host must be an integer >= 1")
-        _check(_is_int(self.max_bytes) and self.max_bytes >= 1, "max_bytes must be an integer >= 1")
-        _check(bool(self.user_agent.strip()), "user_agent must not be empty")
-        _check(
-            self.start_method is None or self.start_method in START_METHODS,
-            f"start_method must be one of {', '.join(START_METHODS)}",
-        )
-        _check(
-            not (self.output and self.overwrite_output),
-            "give output or overwrite_output, not both",
-        )
-        _check(not (self.resume and self.overwrite_output),
-               "resume continues its output: give it with -o/output, not -O/overwrite_output")
-        _check(not self.resume or bool(self.output), "resume needs the output file of the crawl")
-        _check(self.parse is None or callable(self.parse), "parse must be a callable")
-        _check(self.parse is None or _picklable(self.parse),
-               "parse must be a top-level function of a module (it is sent to worker processes)")
+    @property
+    def parse_ref(self) -> str | None:
+        """The parse callback as "module:function" (the form workers elsewhere import), or None."""
+        return None if self.parse is None else callback_ref(self.parse)  # type: ignore[arg-type]
 
     @property
     def threads_per_worker(self) -> int:
@@ -121,85 +149,24 @@ class CrawlConfig:
         return -(-self.concurrency // self.workers)  # ceiling division
 
     @property
-    def parse_ref(self) -> str | None:
-        """The parse callback by import name ("module:function")."""
-        from .callbacks import callback_ref
-
-        return None if self.parse is None else callback_ref(self.parse)
-
-    @property
     def output_path(self) -> str | None:
         """The JSONL file to write, whichever option named it."""
         return self.overwrite_output or self.output
 
     def replace(self, **changes: Any) -> CrawlConfig:
         """A copy with some settings changed (validated again)."""
-        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values = {name: getattr(self, name) for name in OPTIONS}
         values.update(changes)
         return CrawlConfig(**values)
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
+# field name -> its option, in the order of --help
+OPTIONS: dict[str, Option] = {spec.name: spec.metadata[OPTION] for spec in fields(CrawlConfig)}
 
-
-def _picklable(value: object) -> bool:
-    try:
-        pickle.dumps(value)
-    except Exception:
-        return False
-    return True
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(name: str, value: object) -> float:
-    _check(isinstance(value, (int, float)) and not isinstance(value, bool),
-           f"{name} must be a number of seconds")
-    number = float(value)  # type: ignore[arg-type]
-    _check(math.isfinite(number), f"{name} must be finite")
-    return number
-
-
-def _normalize_domains(domains: Iterable[str] | str) -> tuple[str, ...]:
-    if isinstance(domains, str):
-        domains = [domains]
-    names = []
-    for domain in domains:
-        _check(isinstance(domain, str), f"bad domain: {domain!r}")
-        text = domain.strip().lower().removeprefix("*.")  # subdomains are always included
-        try:  # "host", "host:port", "[::1]:8080": a port is ignored ("any port")
-            name = (urlsplit("//" + text).hostname or "").strip(".")
-            name = name.encode("idna").decode("ascii") if ":" not in name else name  # as in URLs
-        except (ValueError, UnicodeError):
-            name = ""
-        _check(bool(name) and "/" not in text and " " not in text, f"bad domain: {domain!r}")
-        names.append(name)
-    return tuple(dict.fromkeys(names))
-
-
-def _normalize_select(
-    select: Mapping[str, str] | Iterable[str | tuple[str, str]],
-) -> tuple[tuple[str, str], ...]:
-    items = select.items() if isinstance(select, Mapping) else select
-    pairs = []
-    for item in items:
-        if isinstance(item, str):
-            name, sep, css = item.partition("=")
-            _check(bool(sep), f"select must look like NAME=CSS: {item!r}")
-        else:
-            _check(isinstance(item, (tuple, list)) and len(item) == 2
-                   and all(isinstance(part, str) for part in item),
-                   f"select must be NAME=CSS strings or (name, css) pairs: {item!r}")
-            name, css = item
-        name, css = name.strip(), css.strip()
-        _check(bool(name) and bool(css), f"select must look like NAME=CSS: {name}={css}")
-        try:
-            compile_select(css)
-        except ValueError as exc:
-            raise UsageError(f"bad CSS selector for {name!r}: {css!r} ({exc})") from None
-        pairs.append((name, css))
-    return tuple(pairs)
+# Settings that contradict each other: (allowed(config), message naming the fields in braces).
+RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
+    (lambda c: not (c.output and c.overwrite_output), "give {output} or {overwrite_output}, not both"),
+    (lambda c: not (c.resume and c.overwrite_output),
+     "{resume} continues its output: give it with {output}, not {overwrite_output}"),
+    (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
+)

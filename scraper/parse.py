@@ -145,10 +145,10 @@ def parse_tree(text: str | bytes) -> Any:
 
 def compile_select(css: str) -> lxml.etree.XPath:
     """Compile a CSS selector to an XPath; ValueError if it is not valid CSS."""
-    from cssselect import HTMLTranslator  # here: most crawls have no --select, and start-up counts
+    from .selects import selector_xpath  # the --select syntax, shared with config (no lxml there)
 
     try:
-        return lxml.etree.XPath(HTMLTranslator().css_to_xpath(css))
+        return lxml.etree.XPath(selector_xpath(css))
     except Exception as exc:  # cssselect raises SelectorError or ExpressionError
         raise ValueError(str(exc) or type(exc).__name__) from None
 

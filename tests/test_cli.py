@@ -98,6 +98,13 @@ BAD_OPTIONS = [
     (["--select", "ok=h1", "--select", "bad=p:nth-child("], "CSS"),
     (["--allow-domain", "a b"], "domain"),
     (["-o", "a.jsonl", "-O", "b.jsonl"], "-O"),
+    (["--user-agent", ""], "--user-agent must not be empty"),
+    (["--resume", "-O", "b.jsonl"], "give it with -o/--output, not -O/--overwrite-output"),
+    (["--select", "a=h1", "--select", "a=h2"], "--select names the field 'a' twice"),
+    (["--parse", "no_such_module_xyz:extract"], "--parse cannot import module 'no_such_module_xyz'"),
+    (["--parse", "json:__doc__"], "--parse must name a function"),
+    (["--demo"], "--demo crawls a site of its own"),
+    (["--compare", "--resume"], "--resume continues one crawl"),
 ]
 
 
@@ -254,6 +261,27 @@ def test_select_fills_fields(run_cli, write_seeds, small_site):
         number = re.fullmatch(r"Page (\d+)", record["title"])
         assert number, record
         assert record["fields"] == {"heading": [f"Page {number[1]}"], "second": ["link 1"], "none": []}
+
+
+PARSE_MODULE = """\
+def extract(record, tree):
+    return {"shout": [h.text_content().upper() for h in tree.xpath("//h1")], "seen_url": record["url"]}
+"""
+
+
+def test_parse_callback_by_name_runs_in_the_workers(run_cli, write_seeds, small_site, cli_cwd, backend):
+    (cli_cwd / "my_parse.py").write_text(PARSE_MODULE, encoding="utf-8")  # found in the current folder
+    result = run_cli(write_seeds(small_site.url("/")), "--depth", "1", "-w", "2", *backend.cli_args,
+                     "--parse", "my_parse:extract", "--select", "heading=h1",
+                     "-O", "out.jsonl", "-q")  # fmt: skip
+    assert result.rc == 0, result
+    pages = [record for record in result.records if record["ok"]]
+    assert len(pages) >= 8, result
+    for record in pages:
+        heading = record["fields"]["heading"]
+        assert heading and heading[0].startswith("Page "), record
+        expected = {"heading": heading, "shout": [heading[0].upper()], "seen_url": record["url"]}
+        assert record["fields"] == expected, record
 
 
 def test_user_agent_reaches_the_server(run_cli, write_seeds, small_site):

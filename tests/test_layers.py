@@ -9,6 +9,9 @@ under `if TYPE_CHECKING:`), and so do `importlib.import_module("name")` and
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,7 @@ OWNERS = {
     "requests": {"download"},
     "urllib3": {"download"},
     "lxml": {"parse"},
-    "cssselect": {"parse"},
+    "cssselect": {"selects"},  # the --select syntax; parse compiles its XPath with lxml
     "bs4": {"parse"},
     "charset_normalizer": set(),  # bs4 uses it
     "protego": {"robots"},
@@ -226,3 +229,51 @@ def test_only_the_registry_and_the_backends_name_a_backend():
 def test_only_crawl_imports_both_scheduler_and_aggregator():
     both = sorted(stem for stem, edges in GRAPH.items() if {"scheduler", "aggregator"} <= edges)
     assert both == ["crawl"], f"modules importing both scheduler and aggregator: {both}"
+
+
+# -- (e) the settings stay pure: workers and other machines import them -----------------------
+
+HEAVY = ("lxml", "requests", "multiprocessing", "scraper.parse", "scraper.download")
+
+
+def modules_after(code: str, package_init: bool = False) -> set[str]:
+    """sys.modules after running `code` in a fresh interpreter.
+
+    Without `package_init`, scraper/__init__.py is skipped (a bare package stands
+    in for it), so that only the imports of the modules named in `code` count.
+    """
+    bare = "" if package_init else (
+        "import sys, types\n"
+        f"package = types.ModuleType('scraper'); package.__path__ = [{str(SOURCE)!r}]\n"
+        "sys.modules['scraper'] = package\n"
+    )  # fmt: skip
+    probe = f"{bare}{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def test_config_imports_no_lxml_requests_or_multiprocessing():
+    loaded = modules_after("import scraper.config")
+    assert "scraper.config" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert "cssselect" not in loaded  # imported when a --select is checked, not before
+
+
+def test_checking_select_and_parse_stays_pure():
+    loaded = modules_after(
+        "from scraper.config import CrawlConfig\n"
+        "CrawlConfig(select=['h=h1'], parse='json:dumps', backend='thread', allow_domain='a.org')"
+    )
+    assert "cssselect" in loaded  # the probe did check a selector
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_purity_probe_sees_a_heavy_import():
+    """Guards the probe itself: the parser does import lxml."""
+    assert "lxml" in modules_after("import scraper.parse")
+
+
+def test_importing_scraper_config_through_the_package_stays_pure():
+    # The crawl runs workers through the ports: it needs neither lxml nor requests itself.
+    assert not modules_after("import scraper.config", package_init=True) & set(HEAVY)

@@ -21,12 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from ..records import Result, Task, WorkerSpec
-
-if TYPE_CHECKING:
-    from ..config import CrawlConfig
 
 # Tasks queued per worker beyond its fetch threads: a thread that finishes a
 # task finds the next one waiting instead of waiting for the parent, and the
@@ -154,7 +151,8 @@ class Backend(Protocol):
     name: str
 
     @classmethod
-    def from_config(cls, config: CrawlConfig) -> Backend: ...
+    def from_config(cls, config: Any) -> Backend:
+        """The backend set up from what it needs of a CrawlConfig."""
 
     def workers(self, spec: WorkerSpec, count: int) -> WorkerGroup:
         """A group of `count` workers (not started yet) that run `spec`."""
