@@ -11,6 +11,7 @@ w3lib's safe_url_string, as Scrapy sends them.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import socket
@@ -139,6 +140,11 @@ class _Session(requests.Session):
             )
         return {**settings, "proxies": dict(settings["proxies"])}
 
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        # fetch_once follows redirects itself; requests would still read the
+        # Location of each one, and fail on bytes that are not UTF-8.
+        return None
+
 
 def download(
     session: requests.Session,
@@ -234,6 +240,8 @@ def _follow(
     for _hop in range(limits.max_redirects + 1):
         response = _get(session, current, deadline)
         try:
+            if deadline.expired():  # headers cut short by the deadline parse as if complete
+                raise _Abort(f"{errors.TIMEOUT}: headers")
             _take_headers(result, response, current)
             target = _redirect_target(response, current)
             if target is None or limits.max_redirects == 0:
@@ -280,8 +288,12 @@ def _redirect_target(response: requests.Response, url: str) -> str | None:
     must be, not canonicalized), or None when this is no redirect."""
     if not _is_redirect(response):
         return None
-    location = response.headers["Location"]
-    target = urljoin(url, location.strip())
+    location = response.headers["Location"].strip()
+    with contextlib.suppress(UnicodeEncodeError):  # text that did not come from the wire
+        # http.client decoded the header's bytes as Latin-1; w3lib reads them as
+        # UTF-8 and percent-encodes the bytes that are not, as Scrapy does.
+        location = safe_url_string(location.encode("latin-1"))
+    target = urljoin(url, location)
     if not is_http_url(target):
         raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
     return wire_url(target)
