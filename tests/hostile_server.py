@@ -11,7 +11,7 @@ import gzip
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -398,6 +398,7 @@ class HostileServer:
         self.httpd.starts = []
         self.httpd.hits = Counter()
         self.httpd.clients = set()  # (host, port) of every connection that sent a request
+        self.httpd.times = defaultdict(list)  # path -> monotonic times of its requests
         self.httpd.hits_lock = threading.Lock()
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -425,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.hits_lock:
             self.server.hits[self.path] += 1
             self.server.clients.add(self.client_address)
+            self.server.times[self.path].append(time.monotonic())
         handler = slow if self.path.startswith("/slow/") else ENDPOINTS.get(self.path)
         if handler is None:
             send(self, 404, b"no such endpoint")
