@@ -4,10 +4,12 @@ A fetch enters `with Deadline(seconds) as deadline:`; the urllib3 connections
 below register their sockets with the deadline of their thread, when they
 connect and again whenever a kept-alive connection sends a new request. At
 the deadline the watchdog shuts those sockets down, so a read that a server
-keeps alive by trickling bytes (status line, headers, TLS handshake, body)
-returns at once, and the fetch sees `deadline.expired()`. Name resolution,
-which no socket timeout bounds, runs in a helper thread waited on for the time
-left; IP literals and names resolved in the last minute need no thread.
+keeps alive by trickling bytes (status line, headers, body: a socket timeout
+restarts with each byte) returns at once, and the fetch sees
+`deadline.expired()`. A TLS handshake needs no watching: CPython bounds all of
+it by the socket timeout, cut here to the time left. Name resolution, which
+no timeout bounds, runs in a helper thread waited on for the time left; IP
+literals and names resolved in the last minute need no thread.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Deadline:
         self.phase = "connect"
         self.fired = False
         self._armed = False
-        self._sockets: list[tuple[socket.socket, bool]] = []  # (socket, owned: close it at the end)
+        self._sockets: list[socket.socket] = []
         self._previous: Deadline | None = None
 
     def __enter__(self) -> Deadline:
@@ -60,9 +62,9 @@ class Deadline:
     def expired(self) -> bool:
         return self.fired or time.monotonic() >= self.at
 
-    def watch(self, sock: socket.socket, owned: bool = False) -> None:
+    def watch(self, sock: socket.socket) -> None:
         """Shut `sock` down at the deadline (at once if it has passed)."""
-        _watchdog.watch(self, sock, owned)
+        _watchdog.watch(self, sock)
 
     def disarm(self) -> bool:
         """Stop watching (idempotent); True when the deadline has passed.
@@ -99,31 +101,25 @@ class _Watchdog:
             elif self._heap[0][2] is deadline:
                 self._cond.notify()  # earlier than what the watchdog sleeps for
 
-    def watch(self, deadline: Deadline, sock: socket.socket, owned: bool) -> None:
+    def watch(self, deadline: Deadline, sock: socket.socket) -> None:
         with self._cond:
             if deadline._armed:
-                deadline._sockets.append((sock, owned))
-                if not deadline.fired:
-                    return
-                _shutdown(sock)
-        if owned and not deadline._armed:
-            sock.close()
+                deadline._sockets.append(sock)
+                if deadline.fired:
+                    _shutdown(sock)
 
     def disarm(self, deadline: Deadline) -> None:
         with self._cond:
             if not deadline._armed:
                 return
             deadline._armed = False
-            sockets, deadline._sockets = deadline._sockets, []
+            deadline._sockets = []
             if not deadline.fired:  # a fired one has left the heap already
                 self._stale += 1
                 if self._stale > 256 and 2 * self._stale > len(self._heap):
                     self._heap = [entry for entry in self._heap if entry[2]._armed]
                     heapq.heapify(self._heap)
                     self._stale = 0
-        for sock, owned in sockets:
-            if owned:
-                sock.close()
 
     def _run(self) -> None:
         with self._cond:
@@ -133,7 +129,7 @@ class _Watchdog:
                     _, _, deadline = heapq.heappop(self._heap)
                     if deadline._armed:
                         deadline.fired = True
-                        for sock, _owned in deadline._sockets:
+                        for sock in deadline._sockets:
                             _shutdown(sock)
                     else:
                         self._stale -= 1
@@ -295,14 +291,11 @@ class WatchedHTTPConnection(HTTPConnection):
 
 
 class WatchedHTTPSConnection(WatchedHTTPConnection, HTTPSConnection):
-    """The same for TLS. While the handshake runs, the plain socket is already
-    detached into the SSLSocket: a duplicate of it is watched instead."""
+    """The same for TLS. The handshake needs no watching: CPython bounds the
+    whole of it by the socket's timeout, which is cut to the time left."""
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
-        deadline = current()
-        if deadline is not None:
-            deadline.watch(sock.dup(), owned=True)
         self._set_phase("tls")
         return sock
 

@@ -27,6 +27,7 @@ import urllib3
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from w3lib.url import safe_url_string
 
 from . import errors
 from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
@@ -246,13 +247,7 @@ def _follow(
             target = _redirect_target(response, current)
             if target is None or limits.max_redirects == 0:
                 result.redirect_to = target
-                if target is None:
-                    deadline.phase = "body"
-                    _take_body(result, response, limits)
-                if deadline.disarm():
-                    raise _Abort(f"{errors.TIMEOUT}: {deadline.phase}")
-                if result.error is None and not result.cut:
-                    response.raw.release_conn()  # read to its end: the connection is reused
+                _finish(result, response, limits, deadline)
                 return
         finally:
             response.close()  # after release_conn a no-op; otherwise drops the connection
@@ -260,6 +255,35 @@ def _follow(
             raise _Abort(f"{errors.OFFSITE_REDIRECT}: {target}")
         current = target
     raise _Abort(errors.TOO_MANY_REDIRECTS)
+
+
+def _finish(result: Download, response: requests.Response, limits: Limits, deadline: Deadline) -> None:
+    """Read the body of the last response, and put the connection back in the
+    pool when it was read to its end in time (else response.close() drops it)."""
+    if result.error is None and result.redirect_to is None:
+        deadline.phase = "body"
+        _take_body(result, response, limits)
+        reusable = not result.cut
+        if deadline.disarm():
+            raise _Abort(f"{errors.TIMEOUT}: body")
+    else:  # an error status, or a redirect handed back: its body only stands in the way
+        reusable = _drain(response)
+        deadline.disarm()
+    if reusable and not deadline.fired:
+        response.raw.release_conn()
+
+
+def _drain(response: requests.Response) -> bool:
+    """Read a short body that is not needed, so that the connection can be
+    reused; False when it is long, unsized or cut (the outcome stays as it is)."""
+    declared = response.headers.get("Content-Length", "")
+    if not declared.isdigit() or int(declared) > READ_CHUNK:
+        return False
+    try:
+        response.raw.read(decode_content=False)
+    except Exception:
+        return False
+    return True
 
 
 def _get(session: requests.Session, url: str, deadline: Deadline) -> requests.Response:
@@ -301,8 +325,6 @@ def _redirect_target(response: requests.Response, url: str) -> str | None:
 
 def _take_body(result: Download, response: requests.Response, limits: Limits) -> None:
     """Read the decompressed body within max_bytes (or cut it there, with cut_at_max)."""
-    if result.error is not None:
-        return  # error statuses: the body is not needed
     max_bytes = limits.max_bytes
     declared = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"

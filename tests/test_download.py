@@ -480,3 +480,13 @@ def test_resolved_name_and_kept_alive_connection_are_reused(session, monkeypatch
         assert [r.error for r in results] == [None] * 4
         assert len(server.httpd.clients) == 2  # one connection per session
     assert lookups.count("localhost") == 1  # the second session's connection used the cached answer
+
+
+@pytest.mark.timeout(30)
+def test_redirects_handed_back_and_error_pages_keep_their_connection(session):
+    with HostileServer() as server:
+        outcomes = [timed_fetch(session, server.url(path), limits=NO_FOLLOW)[0]
+                    for path in ["/redirect", "/missing", "/redirect", "/ok", "/missing"]]  # fmt: skip
+        assert [(r.status, r.error, r.redirect_to) for r in outcomes[:2]] == [
+            (301, None, server.url("/ok")), (404, "http_404", None)]  # fmt: skip
+        assert len(server.httpd.clients) == 1  # one connection for all
