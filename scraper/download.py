@@ -11,7 +11,6 @@ w3lib's safe_url_string, as Scrapy sends them.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
 import socket
@@ -27,11 +26,10 @@ import urllib3
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from w3lib.url import safe_url_string
 
 from . import errors
 from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
-from .urls import is_http_url, wire_url
+from .urls import is_http_url, location_as_sent, wire_url
 
 _INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
 
@@ -312,11 +310,7 @@ def _redirect_target(response: requests.Response, url: str) -> str | None:
     must be, not canonicalized), or None when this is no redirect."""
     if not _is_redirect(response):
         return None
-    location = response.headers["Location"].strip()
-    with contextlib.suppress(UnicodeEncodeError):  # text that did not come from the wire
-        # http.client decoded the header's bytes as Latin-1; w3lib reads them as
-        # UTF-8 and percent-encodes the bytes that are not, as Scrapy does.
-        location = safe_url_string(location.encode("latin-1"))
+    location = location_as_sent(response.headers["Location"])
     target = urljoin(url, location)
     if not is_http_url(target):
         raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")

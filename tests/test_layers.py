@@ -20,7 +20,7 @@ SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
 # library -> the only modules (file stems) that may import it
 OWNERS = {
     "requests": {"download"},
-    "urllib3": {"download"},
+    "urllib3": {"download", "deadline"},  # deadline: the connections it watches
     "lxml": {"parse"},
     "cssselect": {"parse"},
     "bs4": {"parse"},
@@ -30,7 +30,8 @@ OWNERS = {
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
     "multiprocessing": {"backend", "demo", "bench"},
-    "threading": {"backend", "demo", "parse"},  # parse: a thread-local parser
+    # parse: a thread-local parser; deadline: the watchdog thread
+    "threading": {"backend", "demo", "parse", "deadline"},
 }
 
 
