@@ -1,8 +1,12 @@
 """The downloader: one bounded HTTP fetch with requests (the only module that imports it).
 
-Every fetch has a total deadline (connect + headers + whole body, checked
-between socket reads), a cap on the decompressed body, a redirect limit with
-a scope check per hop, and retries with backoff that honour Retry-After.
+Every fetch attempt has a total deadline that holds whatever the server does
+(name resolution, connect, a trickled status line, headers or body, redirect
+hops: see deadline.py), a cap on the decompressed body (gzip, deflate, br,
+zstd), a redirect limit with a scope check per hop (or no following at all,
+for a scheduler that checks each target itself), and retries with backoff
+that honour Retry-After. URLs go on the wire as linked, made safe by
+w3lib's safe_url_string, as Scrapy sends them.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import errors
-from .urls import is_http_url, wire_url
+from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
+from .urls import is_http_url, location_as_sent, wire_url
 
 _INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
 
@@ -29,7 +37,7 @@ MAX_REDIRECTS = 10
 READ_CHUNK = 64 * 1024
 BACKOFF_BASE = 0.5  # seconds; attempt n waits BACKOFF_BASE * 2**n plus jitter
 BACKOFF_CAP = 10.0
-# A Retry-After longer than this is not waited for: the worker would sit idle.
+# A longer Retry-After is cut to this: the fetch thread would sit idle for longer.
 MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
@@ -41,9 +49,9 @@ class Limits:
     timeout: float
     max_bytes: int
     retries: int
-    max_redirects: int = MAX_REDIRECTS
-    cut_at_max: bool = False
-    retry_statuses: frozenset[int] = RETRY_STATUSES
+    max_redirects: int = MAX_REDIRECTS  # 0: do not follow; return the 3xx with Download.redirect_to set
+    cut_at_max: bool = False  # a longer body is cut at max_bytes (no error) instead of too_large
+    retry_statuses: frozenset[int] = RETRY_STATUSES  # statuses this fetch retries itself
 
 
 @dataclass
@@ -58,8 +66,8 @@ class Download:
     error: str | None = None
     elapsed_ms: float = 0.0
     retry_after: float | None = None  # seconds, from the last response
-    redirect_to: str | None = None
-    cut: bool = False
+    redirect_to: str | None = None  # with max_redirects=0: the redirect's target, safe for the wire
+    cut: bool = False  # with cut_at_max: the body was longer than max_bytes and is cut there
 
 
 class _Abort(Exception):
@@ -79,7 +87,36 @@ def new_session(user_agent: str) -> requests.Session:
     session = _Session()
     session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+    # requests' default Accept-Encoding names br and zstd when brotli and
+    # backports.zstd (our dependencies) are importable: urllib3 decodes them.
+    session.mount("https://", _Adapter())
+    session.mount("http://", _Adapter())
     return session
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = WatchedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = WatchedHTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """Connections whose sockets the fetch's deadline can shut down (deadline.py)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS keeps its own connections
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 class _Session(requests.Session):
@@ -102,6 +139,11 @@ class _Session(requests.Session):
             )
         return {**settings, "proxies": dict(settings["proxies"])}
 
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        # fetch_once follows redirects itself; requests would still read the
+        # Location of each one, and fail on bytes that are not UTF-8.
+        return None
+
 
 def download(
     session: requests.Session,
@@ -110,7 +152,8 @@ def download(
     in_scope: Callable[[str], bool] = lambda url: True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Download:
-    """Fetch `url`, retrying connection errors, timeouts, 429 and 5xx."""
+    """Fetch `url` (as it goes on the wire), retrying connection errors,
+    connect timeouts and `limits.retry_statuses`."""
     started = time.perf_counter()
     attempt = 0
     while True:
@@ -124,20 +167,22 @@ def download(
     return result
 
 
-def retry_delay(result: Download, attempt: int, retries: int, statuses=RETRY_STATUSES) -> float | None:
-    """Seconds to wait before the next attempt, or None when not to retry."""
+def retry_delay(
+    result: Download, attempt: int, retries: int, statuses: frozenset[int] = RETRY_STATUSES
+) -> float | None:
+    """Seconds to wait before the next attempt, or None when not to retry.
+
+    A Retry-After is obeyed up to MAX_RETRY_AFTER; a longer one is cut to it.
+    """
     if attempt >= retries or not is_retryable(result, statuses):
         return None
-    backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) + random.uniform(0, BACKOFF_BASE)
-    if result.retry_after is None:
-        return backoff
-    if result.retry_after > MAX_RETRY_AFTER:
-        return None
-    return max(result.retry_after, 0.0)
+    if result.retry_after is not None:
+        return min(max(result.retry_after, 0.0), MAX_RETRY_AFTER)
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) + random.uniform(0, BACKOFF_BASE)
 
 
-def is_retryable(result: Download, statuses=RETRY_STATUSES) -> bool:
-    """Connection errors, connect timeouts, 429 and 5xx.
+def is_retryable(result: Download, statuses: frozenset[int] = RETRY_STATUSES) -> bool:
+    """Connection errors, connect timeouts, and the given statuses.
 
     A server that accepted the connection and then hung or trickled has
     already cost the whole deadline: it is not retried, so that one page
@@ -168,47 +213,83 @@ def fetch_once(
     session: requests.Session, url: str, limits: Limits, in_scope: Callable[[str], bool]
 ) -> Download:
     """One attempt, redirects included, within one deadline."""
-    deadline = time.monotonic() + limits.timeout
     result = Download(url=url)
-    current = url
-    try:
-        for _hop in range(limits.max_redirects + 1):
-            response = _get(session, current, deadline)
-            try:
-                _take_headers(result, response, current)
-                target = _redirect_target(response, current)
-                if target is not None and limits.max_redirects == 0:
-                    result.redirect_to = target
-                    return result
-                if target is None:
-                    _take_body(result, response, limits.max_bytes, deadline, limits.cut_at_max)
-                    if result.error is None and not result.cut:  # read to its end: reuse the connection
-                        response.raw.release_conn()
-                    return result
-            finally:
-                response.close()  # after release_conn a no-op; otherwise drops the connection
-            if not in_scope(target):
-                raise _Abort(f"{errors.OFFSITE_REDIRECT}: {target}")
-            current = target
-        raise _Abort(errors.TOO_MANY_REDIRECTS)
-    except _Abort as abort:
-        result.error = abort.error
-    except Exception as exc:  # every failure becomes an error kind, never a crash
-        result.error = classify(exc)
-    result.body = b""
+    with Deadline(limits.timeout) as deadline:
+        try:
+            _follow(session, result, limits, in_scope, deadline)
+        except _Abort as abort:
+            result.error = abort.error
+        except Exception as exc:  # every failure becomes an error kind, never a crash
+            result.error = classify(exc)
+        if result.error is not None and deadline.expired():
+            result.error = f"{errors.TIMEOUT}: {deadline.phase}"  # cut by the deadline, whatever broke
+        if result.error is not None:
+            result.body = b""
     return result
 
 
-def _get(session: requests.Session, url: str, deadline: float) -> requests.Response:
-    remaining = _remaining(deadline)
-    return session.get(url, stream=True, allow_redirects=False, timeout=(remaining, remaining))
+def _follow(
+    session: requests.Session,
+    result: Download,
+    limits: Limits,
+    in_scope: Callable[[str], bool],
+    deadline: Deadline,
+) -> None:
+    current = result.url
+    for _hop in range(limits.max_redirects + 1):
+        response = _get(session, current, deadline)
+        try:
+            if deadline.expired():  # headers cut short by the deadline parse as if complete
+                raise _Abort(f"{errors.TIMEOUT}: headers")
+            _take_headers(result, response, current)
+            target = _redirect_target(response, current)
+            if target is None or limits.max_redirects == 0:
+                result.redirect_to = target
+                _finish(result, response, limits, deadline)
+                return
+        finally:
+            response.close()  # after release_conn a no-op; otherwise drops the connection
+        if not in_scope(target):
+            raise _Abort(f"{errors.OFFSITE_REDIRECT}: {target}")
+        current = target
+    raise _Abort(errors.TOO_MANY_REDIRECTS)
 
 
-def _remaining(deadline: float) -> float:
-    remaining = deadline - time.monotonic()
+def _finish(result: Download, response: requests.Response, limits: Limits, deadline: Deadline) -> None:
+    """Read the body of the last response, and put the connection back in the
+    pool when it was read to its end in time (else response.close() drops it)."""
+    if result.error is None and result.redirect_to is None:
+        deadline.phase = "body"
+        _take_body(result, response, limits)
+        reusable = not result.cut
+        if deadline.disarm():
+            raise _Abort(f"{errors.TIMEOUT}: body")
+    else:  # an error status, or a redirect handed back: its body only stands in the way
+        reusable = _drain(response)
+        deadline.disarm()
+    if reusable and not deadline.fired:
+        response.raw.release_conn()
+
+
+def _drain(response: requests.Response) -> bool:
+    """Read a short body that is not needed, so that the connection can be
+    reused; False when it is long, unsized or cut (the outcome stays as it is)."""
+    declared = response.headers.get("Content-Length", "")
+    if not declared.isdigit() or int(declared) > READ_CHUNK:
+        return False
+    try:
+        response.raw.read(decode_content=False)
+    except Exception:
+        return False
+    return True
+
+
+def _get(session: requests.Session, url: str, deadline: Deadline) -> requests.Response:
+    deadline.phase = "headers"
+    remaining = deadline.remaining()
     if remaining <= 0:
-        raise _Abort(errors.TIMEOUT)
-    return remaining
+        raise _Abort(f"{errors.TIMEOUT}: redirect")
+    return session.get(url, stream=True, allow_redirects=False, timeout=(remaining, remaining))
 
 
 def _take_headers(result: Download, response: requests.Response, url: str) -> None:
@@ -225,48 +306,41 @@ def _is_redirect(response: requests.Response) -> bool:
 
 
 def _redirect_target(response: requests.Response, url: str) -> str | None:
+    """The absolute target as it goes on the wire (percent-encoded where it
+    must be, not canonicalized), or None when this is no redirect."""
     if not _is_redirect(response):
         return None
-    location = response.headers["Location"]
-    target = urljoin(url, location.strip())
+    location = location_as_sent(response.headers["Location"])
+    target = urljoin(url, location)
     if not is_http_url(target):
         raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
     return wire_url(target)
 
 
-def _take_body(result: Download, response: requests.Response, max_bytes: int, deadline: float,
-               cut_at_max: bool = False):
-    """Read the decompressed body, checking size and deadline after every socket read."""
-    if result.error is not None:
-        return  # error statuses: the body is not needed
+def _take_body(result: Download, response: requests.Response, limits: Limits) -> None:
+    """Read the decompressed body within max_bytes (or cut it there, with cut_at_max)."""
+    max_bytes = limits.max_bytes
     declared = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-    if declared.isdigit() and int(declared) > max_bytes and not encoded and not cut_at_max:
+    if declared.isdigit() and int(declared) > max_bytes and not encoded and not limits.cut_at_max:
         raise _Abort(f"{errors.TOO_LARGE}: Content-Length {declared}")
     raw = response.raw
     chunks, size = [], 0
     while True:
-        _set_read_timeout(raw, _remaining(deadline))
-        # read1: at most one socket read, so a server that trickles bytes
-        # cannot keep us past the deadline; decompression is bounded per call.
+        # read1: at most one socket read, so decompression is bounded per call;
+        # a trickling server is cut by the deadline's watchdog.
         chunk = raw.read1(READ_CHUNK, decode_content=True)
         if not chunk:
             break
-        size += len(chunk)
-        if size > max_bytes and cut_at_max:
-            chunks.append(chunk[: max_bytes - size + len(chunk)])
+        if size + len(chunk) > max_bytes:
+            if not limits.cut_at_max:
+                raise _Abort(f"{errors.TOO_LARGE}: more than {max_bytes} bytes")
+            chunks.append(chunk[: max_bytes - size])
             result.cut = True
             break
-        if size > max_bytes:
-            raise _Abort(f"{errors.TOO_LARGE}: more than {max_bytes} bytes")
+        size += len(chunk)
         chunks.append(chunk)
     result.body = b"".join(chunks)
-
-
-def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
 
 
 def classify(exc: BaseException) -> str:

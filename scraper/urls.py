@@ -39,6 +39,17 @@ def wire_url(url: str) -> str:
     return safe_url_string(urldefrag(url.strip())[0])
 
 
+def location_as_sent(header: str) -> str:
+    """A Location header's URL as its bytes meant it: http.client decoded them
+    as Latin-1; w3lib reads them as UTF-8 and percent-encodes the bytes that
+    are not, as Scrapy does."""
+    location = header.strip()
+    try:
+        return safe_url_string(location.encode("latin-1"))
+    except UnicodeEncodeError:  # text that did not come from the wire
+        return location
+
+
 def is_http_url(url: str) -> bool:
     """True for an absolute http(s) URL with a host."""
     try:

@@ -6,16 +6,27 @@ on 127.0.0.1 with a free port in a thread, and logs every request.
 
 from __future__ import annotations
 
+import functools
 import gzip
+import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import brotli
+
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:
+    from backports import zstd
+
 ENDPOINTS: dict[str, Callable[[Any], None]] = {}
-BOMB_SIZE = 2 * 1024**3  # what the gzip bomb expands to
+BOMB_SIZE = 2 * 1024**3  # what each decompression bomb expands to
+TRICKLE_INTERVAL = 0.3  # seconds between two bytes of the trickling endpoints
+TRICKLE_BYTES = 200  # 60 s of trickling: far longer than any test's deadline
 
 
 def endpoint(path: str) -> Callable:
@@ -101,6 +112,79 @@ def trickle(h: Any) -> None:
         pass
 
 
+def trickle_bytes(h: Any, data: bytes) -> None:
+    """Write `data` one byte every TRICKLE_INTERVAL, until done or the client gives up."""
+    try:
+        for byte in data:
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+            time.sleep(TRICKLE_INTERVAL)
+    except OSError:
+        pass
+    h.close_connection = True
+
+
+@endpoint("/trickle-status")
+def trickle_status(h: Any) -> None:
+    """The status line itself one byte at a time (a read timeout restarts with each byte)."""
+    trickle_bytes(h, b"HTTP/1.1 200 " + b"O" * TRICKLE_BYTES + b"K\r\n\r\n")
+
+
+@endpoint("/trickle-headers")
+def trickle_headers(h: Any) -> None:
+    """A prompt status line, then one header byte at a time."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n")
+    h.wfile.flush()
+    trickle_bytes(h, b"X-Slow: " + b"a" * TRICKLE_BYTES + b"\r\n\r\n")
+
+
+@endpoint("/trickle-body")
+def trickle_body(h: Any) -> None:
+    """Headers with a Content-Length, then the body one byte at a time."""
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html")
+    h.send_header("Content-Length", str(TRICKLE_BYTES))
+    h.end_headers()
+    h.wfile.flush()
+    trickle_bytes(h, b"x" * TRICKLE_BYTES)
+
+
+class TrickleServer:
+    """A bare TCP server on 127.0.0.1 that sends `prefix`, then one byte of
+    `filler` every TRICKLE_INTERVAL on each connection (e.g. a TLS handshake
+    record that never ends): `with TrickleServer(prefix) as server: server.port`."""
+
+    def __init__(self, prefix: bytes = b"", filler: bytes = b"\0") -> None:
+        self.prefix, self.filler = prefix, filler
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed by __exit__
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(self.prefix)
+                for _ in range(TRICKLE_BYTES):
+                    time.sleep(TRICKLE_INTERVAL)
+                    conn.sendall(self.filler)
+            except OSError:
+                pass
+
+    def __enter__(self) -> TrickleServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.listener.close()
+
+
 def _gzip_bomb() -> bytes:
     """A few MB that expand to BOMB_SIZE: gzip members may be concatenated."""
     member = gzip.compress(b"\0" * (16 * 1024 * 1024), compresslevel=9)
@@ -113,6 +197,42 @@ _BOMB = _gzip_bomb()
 @endpoint("/bomb")
 def bomb(h: Any) -> None:
     send(h, 200, _BOMB, "text/html", Content_Encoding="gzip")
+
+
+@functools.cache
+def _br_bomb() -> bytes:
+    """About 400 KB of brotli that expand to BOMB_SIZE (built on first use: 0.3 s)."""
+    compressor = brotli.Compressor(quality=1)
+    block = b"\0" * (16 * 1024 * 1024)
+    parts = [compressor.process(block) for _ in range(BOMB_SIZE // len(block))]
+    return b"".join([*parts, compressor.finish()])
+
+
+@functools.cache
+def _zstd_bomb() -> bytes:
+    """About 70 KB of zstd frames that expand to BOMB_SIZE: frames may be concatenated."""
+    block = b"\0" * (16 * 1024 * 1024)
+    return zstd.compress(block) * (BOMB_SIZE // len(block))
+
+
+@endpoint("/bomb-br")
+def bomb_br(h: Any) -> None:
+    send(h, 200, _br_bomb(), "text/html", Content_Encoding="br")
+
+
+@endpoint("/bomb-zstd")
+def bomb_zstd(h: Any) -> None:
+    send(h, 200, _zstd_bomb(), "text/html", Content_Encoding="zstd")
+
+
+@endpoint("/br")
+def br_page(h: Any) -> None:
+    send(h, 200, brotli.compress(page("brotli page")), "text/html", Content_Encoding="br")
+
+
+@endpoint("/zstd")
+def zstd_page(h: Any) -> None:
+    send(h, 200, zstd.compress(page("zstd page")), "text/html", Content_Encoding="zstd")
 
 
 @endpoint("/huge")
@@ -277,6 +397,8 @@ class HostileServer:
         self.httpd.max_in_flight = 0
         self.httpd.starts = []
         self.httpd.hits = Counter()
+        self.httpd.clients = set()  # (host, port) of every connection that sent a request
+        self.httpd.times = defaultdict(list)  # path -> monotonic times of its requests
         self.httpd.hits_lock = threading.Lock()
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -303,6 +425,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         with self.server.hits_lock:
             self.server.hits[self.path] += 1
+            self.server.clients.add(self.client_address)
+            self.server.times[self.path].append(time.monotonic())
         handler = slow if self.path.startswith("/slow/") else ENDPOINTS.get(self.path)
         if handler is None:
             send(self, 404, b"no such endpoint")

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import time
 from email.utils import formatdate
 
+import brotli
 import pytest
 import requests
 import responses
+from hostile_server import HostileServer, TrickleServer, zstd
 
-from scraper.download import Limits, download, fetch_once, new_session, parse_retry_after
+from scraper import deadline
+from scraper.download import (
+    MAX_RETRY_AFTER,
+    Download,
+    Limits,
+    download,
+    fetch_once,
+    new_session,
+    parse_retry_after,
+    retry_delay,
+)
 
 URL = "http://example.com/"
 LIMITS = Limits(timeout=5.0, max_bytes=1000, retries=2)
@@ -58,17 +71,18 @@ def test_gzip_body_is_decompressed(mock, session):
     assert (result.error, result.body) == (None, html)
 
 
-def test_redirects_are_followed_with_final_url(mock, session):
+def test_redirects_are_followed_as_linked_with_final_url(mock, session):
+    """Hop targets go on the wire as linked (safe_url_string), not canonicalized."""
     mock.get(URL, status=301, headers={"Location": "/a"})
     mock.get("http://example.com/a", status=302, headers={"Location": "HTTP://Example.com:80/b?y=1&x=2#f"})
-    mock.get("http://example.com/b?x=2&y=1", status=200, body=b"landed")
+    mock.get("http://example.com:80/b?y=1&x=2", status=200, body=b"landed")
     result, _ = fetch(session)
     assert (result.error, result.status, result.body) == (None, 200, b"landed")
-    assert result.final_url == "http://example.com/b?x=2&y=1"
+    assert result.final_url == "http://example.com:80/b?y=1&x=2"
     assert [call.request.url for call in mock.calls] == [
         URL,
         "http://example.com/a",
-        "http://example.com/b?x=2&y=1",
+        "http://example.com:80/b?y=1&x=2",
     ]
 
 
@@ -158,6 +172,14 @@ def test_503_then_200_is_retried(mock, session):
     assert len(mock.calls) == 2
 
 
+def test_statuses_outside_retry_statuses_are_not_retried(mock, session):
+    """Pages leave 429 and 503 to the scheduler: returned at once, with their Retry-After."""
+    mock.get(URL, status=503, headers={"Retry-After": "7"})
+    limits = Limits(timeout=5.0, max_bytes=1000, retries=2, retry_statuses=frozenset({500, 502}))
+    result, waits = fetch(session, limits=limits)
+    assert (result.error, result.retry_after, waits, len(mock.calls)) == ("http_503", 7.0, [], 1)
+
+
 def test_429_with_retry_after_seconds(mock, session):
     mock.get(URL, status=429, headers={"Retry-After": "3"})
     mock.get(URL, status=200, body=b"fine")
@@ -175,10 +197,11 @@ def test_429_with_retry_after_http_date(mock, session):
     assert 27.0 <= waits[0] <= 30.0
 
 
-def test_retry_after_too_long_is_not_waited_for(mock, session):
+def test_retry_after_above_the_cap_waits_the_cap_and_retries(mock, session):
     mock.get(URL, status=503, headers={"Retry-After": "3600"})
+    mock.get(URL, status=200, body=b"back")
     result, waits = fetch(session)
-    assert (result.error, waits, len(mock.calls)) == ("http_503", [], 1)
+    assert (result.error, result.body, waits, len(mock.calls)) == (None, b"back", [60.0], 2)
 
 
 def test_retries_exhausted_give_the_last_error(mock, session):
@@ -236,10 +259,29 @@ def test_body_of_exactly_max_bytes_is_ok(mock, session):
     assert (result.error, len(result.body)) == (None, 1000)
 
 
-def test_decompressed_body_over_max_bytes(mock, session):
-    mock.get(URL, body=gzip.compress(b"a" * 5000), headers={"Content-Encoding": "gzip"})
+COMPRESS = {"gzip": gzip.compress, "br": brotli.compress, "zstd": zstd.compress}
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_decompressed_body_over_max_bytes(mock, session, encoding):
+    mock.get(URL, body=COMPRESS[encoding](b"a" * 5000), headers={"Content-Encoding": encoding})
     result, _ = fetch(session)
     assert result.error.startswith("too_large")
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_br_and_zstd_bodies_are_decompressed(mock, session, encoding):
+    html = b"<html><title>packed</title>" + b"a" * 900 + b"</html>"
+    mock.get(URL, body=COMPRESS[encoding](html), headers={"Content-Encoding": encoding})
+    result, _ = fetch(session)
+    assert (result.error, result.body) == (None, html)
+
+
+def test_accept_encoding_names_br_and_zstd(mock, session):
+    mock.get(URL, body=b"ok")
+    fetch(session)
+    offered = mock.calls[0].request.headers["Accept-Encoding"].replace(" ", "").split(",")
+    assert {"gzip", "br", "zstd"} <= set(offered)
 
 
 def test_body_shorter_than_content_length_is_truncated(mock, session):
@@ -273,3 +315,178 @@ def test_fetch_once_does_not_retry(mock, session):
 def test_parse_retry_after(value, expected):
     now = 1445412470.0  # Wed, 21 Oct 2015 07:27:50 GMT
     assert parse_retry_after(value, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [(3.0, 3.0), (0.0, 0.0), (MAX_RETRY_AFTER, MAX_RETRY_AFTER), (3600.0, MAX_RETRY_AFTER)],
+)
+def test_retry_delay_cuts_a_long_retry_after_to_the_cap(retry_after, expected):
+    result = Download(url=URL, status=503, error="http_503", retry_after=retry_after)
+    assert retry_delay(result, attempt=0, retries=2) == expected
+    assert retry_delay(result, attempt=2, retries=2) is None  # retries used up
+    assert retry_delay(result, attempt=0, retries=2, statuses=frozenset({500})) is None
+
+
+# -- max_redirects=0: the redirect is returned, its target as linked -------------------
+
+NO_FOLLOW = Limits(timeout=5.0, max_bytes=1000, retries=2, max_redirects=0)
+
+
+@pytest.mark.parametrize(
+    ("location", "redirect_to"),
+    [
+        (b"/a b/\xc3\xbc?u=https://x.y&b=2&a=1", "http://example.com/a%20b/%C3%BC?u=https://x.y&b=2&a=1"),
+        (b"  HTTP://Other.example:80/p?z=1&a=%41#frag ", "http://other.example:80/p?z=1&a=%41"),
+        (b"next?q=caf\xe9 au lait", "http://example.com/next?q=caf%E9%20au%20lait"),  # not UTF-8
+    ],
+)
+def test_no_follow_returns_the_redirect_as_linked(mock, session, location, redirect_to):
+    # http.client hands over a header's bytes decoded as Latin-1: so does this mock.
+    mock.get(URL, status=302, headers={"Location": location.decode("latin-1")}, body=b"moved")
+    result, waits = fetch(session, limits=NO_FOLLOW, in_scope=lambda url: False)
+    assert (result.status, result.error, result.body, waits) == (302, None, b"", [])
+    assert (result.final_url, result.redirect_to) == (URL, redirect_to)
+    assert len(mock.calls) == 1
+
+
+def test_no_follow_non_http_target_is_invalid_url(mock, session):
+    mock.get(URL, status=301, headers={"Location": "javascript:alert(1)"})
+    result, _ = fetch(session, limits=NO_FOLLOW)
+    assert result.error.startswith("invalid_url") and result.redirect_to is None
+
+
+def test_no_follow_plain_page_has_no_redirect_to(mock, session):
+    mock.get(URL, body=b"here")
+    result, _ = fetch(session, limits=NO_FOLLOW)
+    assert (result.error, result.body, result.redirect_to) == (None, b"here", None)
+
+
+def test_followed_hop_is_requested_as_linked(mock, session):
+    mock.get(URL, status=301, headers={"Location": "/p?u=https://x.y&b=1&a=2"})
+    mock.get("http://example.com/p?u=https://x.y&b=1&a=2", body=b"there")
+    result, _ = fetch(session)
+    assert (result.error, result.final_url) == (None, "http://example.com/p?u=https://x.y&b=1&a=2")
+    assert mock.calls[1].request.url == "http://example.com/p?u=https://x.y&b=1&a=2"
+
+
+# -- cut_at_max: robots.txt is cut, not dropped -----------------------------------------
+
+CUT = Limits(timeout=5.0, max_bytes=1000, retries=2, cut_at_max=True)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_cut_at_max_keeps_the_first_max_bytes(mock, session, encoding):
+    body = bytes(range(256)) * 12  # 3072 bytes: Content-Length above max_bytes too
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    mock.get(URL, body=gzip.compress(body) if encoding else body, headers=headers)
+    result, _ = fetch(session, limits=CUT)
+    assert (result.error, result.cut, result.body) == (None, True, body[:1000])
+
+
+def test_cut_at_max_body_of_exactly_max_bytes_is_not_cut(mock, session):
+    mock.get(URL, body=b"x" * 1000)
+    result, _ = fetch(session, limits=CUT)
+    assert (result.error, result.cut, len(result.body)) == (None, False, 1000)
+
+
+# -- the total deadline, against real sockets on 127.0.0.1 --------------------------------
+
+DEADLINE = Limits(timeout=1.0, max_bytes=100_000, retries=2)
+SLACK = 1.5  # seconds past the deadline allowed on a busy machine
+
+
+def timed_fetch(session, url, limits=DEADLINE):
+    started = time.monotonic()
+    result = download(session, url, limits, sleep=lambda seconds: None)
+    return result, time.monotonic() - started
+
+
+def live_pooled(session, url):
+    """Connections waiting in the session's pools with an open socket."""
+    pools = session.get_adapter(url).poolmanager.pools
+    return [conn for key in pools.keys() for conn in list(pools[key].pool.queue)  # noqa: SIM118 (no __iter__)
+            if conn is not None and conn.sock is not None]  # fmt: skip
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/trickle-status", "timeout: headers"), ("/trickle-headers", "timeout: headers"),
+     ("/trickle-body", "timeout: body"), ("/trickle", "timeout: body")],
+)  # fmt: skip
+def test_trickling_server_is_cut_at_the_deadline(session, path, error):
+    with HostileServer() as server:
+        result, took = timed_fetch(session, server.url(path))
+        assert (result.error, result.body) == (error, b"")
+        assert took < DEADLINE.timeout + SLACK
+        assert server.hits[path] == 1  # the deadline was spent: no retry
+        assert live_pooled(session, server.url("/ok")) == []  # its connection was dropped
+        ok, _ = timed_fetch(session, server.url("/ok"))  # and the session goes on
+        assert ok.error is None and len(live_pooled(session, server.url("/ok"))) == 1
+
+
+@pytest.mark.timeout(30)
+def test_kept_alive_connection_is_cut_at_the_deadline_of_its_next_fetch(session):
+    with HostileServer() as server:
+        for _ in range(3):
+            assert timed_fetch(session, server.url("/ok"))[0].error is None
+        result, took = timed_fetch(session, server.url("/trickle-headers"))
+        assert (result.error, len(server.httpd.clients)) == ("timeout: headers", 1)  # one connection
+        assert took < DEADLINE.timeout + SLACK
+
+
+@pytest.mark.timeout(30)
+def test_trickled_tls_handshake_is_cut_at_the_deadline(session):
+    handshake_record = b"\x16\x03\x03\x40\x00"  # a 16 KiB TLS handshake record, then 1 byte per 0.3 s
+    with TrickleServer(prefix=handshake_record) as server:
+        result, took = timed_fetch(session, f"https://127.0.0.1:{server.port}/")
+    assert result.error == "timeout: tls"
+    assert took < DEADLINE.timeout + SLACK
+
+
+@pytest.mark.timeout(30)
+def test_slow_name_resolution_ends_in_timeout(session, monkeypatch):
+    """getaddrinfo has no timeout: a resolver that takes longer than the deadline is not waited for."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host, *args, **kwargs):
+        assert host in ("localhost", "127.0.0.1")  # never a real DNS lookup
+        if host == "localhost":
+            time.sleep(DEADLINE.timeout + 2)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    monkeypatch.setattr(deadline, "_resolved", {})
+    result, took = timed_fetch(session, "http://localhost:9/")
+    assert (result.error, result.status) == ("timeout: resolve", None)
+    assert took < DEADLINE.timeout + SLACK
+
+
+@pytest.mark.timeout(30)
+def test_resolved_name_and_kept_alive_connection_are_reused(session, monkeypatch):
+    lookups: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def counting_getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting_getaddrinfo)
+    monkeypatch.setattr(deadline, "_resolved", {})
+    with HostileServer() as server, new_session("other/1.0") as other:
+        url = server.url("/ok").replace("127.0.0.1", "localhost")
+        results = [timed_fetch(one, url)[0] for one in (session, session, other, other)]
+        assert [r.error for r in results] == [None] * 4
+        assert len(server.httpd.clients) == 2  # one connection per session
+    assert lookups.count("localhost") == 1  # the second session's connection used the cached answer
+
+
+@pytest.mark.timeout(30)
+def test_redirects_handed_back_and_error_pages_keep_their_connection(session):
+    with HostileServer() as server:
+        outcomes = [timed_fetch(session, server.url(path), limits=NO_FOLLOW)[0]
+                    for path in ["/redirect", "/missing", "/redirect", "/ok", "/missing"]]  # fmt: skip
+        assert [(r.status, r.error, r.redirect_to) for r in outcomes[:2]] == [
+            (301, None, server.url("/ok")), (404, "http_404", None)]  # fmt: skip
+        assert len(server.httpd.clients) == 1  # one connection for all

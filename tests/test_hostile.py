@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from hostile_server import ENDPOINTS, HostileServer
@@ -28,7 +29,14 @@ EXPECTED = {
     "/hang": ("timeout", None),
     "/hang-body": ("timeout", None),
     "/trickle": ("timeout", None),
+    "/trickle-status": ("timeout", None),
+    "/trickle-headers": ("timeout", None),
+    "/trickle-body": ("timeout", None),
     "/bomb": ("too_large", None),
+    "/bomb-br": ("too_large", None),
+    "/bomb-zstd": ("too_large", None),
+    "/br": (None, "brotli page"),
+    "/zstd": (None, "zstd page"),
     "/huge": ("too_large", None),
     "/huge-declared": ("too_large", None),
     "/truncated": ("truncated", None),
@@ -91,7 +99,10 @@ def test_outcome(hostile_crawl, path):
     assert record["ok"] is (error is None)
 
 
-@pytest.mark.parametrize("path", ["/hang", "/hang-body", "/trickle"])
+STALLING = ["/hang", "/hang-body", "/trickle", "/trickle-status", "/trickle-headers", "/trickle-body"]
+
+
+@pytest.mark.parametrize("path", STALLING)
 def test_deadline_bounds_a_stalling_server(hostile_crawl, path):
     record = hostile_crawl[0][path]
     assert record["elapsed_ms"] < TIMEOUT * 1000 + DEADLINE_SLACK_MS
@@ -100,8 +111,9 @@ def test_deadline_bounds_a_stalling_server(hostile_crawl, path):
 
 def test_retry_after_is_honoured(hostile_crawl):
     by_path, server = hostile_crawl
-    assert server.hits["/throttled"] == 2
-    assert by_path["/throttled"]["elapsed_ms"] >= 1000  # Retry-After: 1
+    assert server.hits["/throttled"] == 2 and by_path["/throttled"]["status"] == 200
+    first, second = server.httpd.times["/throttled"]
+    assert second - first >= 0.95  # Retry-After: 1, whether the fetch or the scheduler waits
 
 
 def test_5xx_retried_then_recorded(hostile_crawl):
@@ -138,6 +150,31 @@ def test_many_links_and_nul_bytes(hostile_crawl):
     assert by_path["/nul"]["links"] == [server.url("/ok")]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_trickling_servers_end_the_run_in_time(tmp_path, backend):
+    """The status line, the headers or the body one byte every 0.3 s for a minute:
+    `--timeout 2` holds for each page, and the whole run ends soon after."""
+    paths = ["/trickle-status", "/trickle-headers", "/trickle-body", "/trickle"]
+    with HostileServer() as server:
+        seeds = tmp_path / "seeds.txt"
+        seeds.write_text("\n".join(server.url(p) for p in paths))
+        out = tmp_path / "out.jsonl"
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "scraper", str(seeds), "-O", str(out), "-q", "-w", "4",
+             "--timeout", str(TIMEOUT), *backend.cli_args],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["url"].rsplit("/", 1)[1] for r in records) == sorted(p[1:] for p in paths)
+    assert [kind(r) for r in records] == ["timeout"] * len(paths), [r["error"] for r in records]
+    assert all(r["elapsed_ms"] < TIMEOUT * 1000 + DEADLINE_SLACK_MS for r in records)
+    assert took < TIMEOUT + 8, f"the run took {took:.1f} s"
+
+
 PEAK_RSS_SCRIPT = """
 import resource, sys
 from scraper.cli import main
@@ -152,10 +189,11 @@ sys.exit(status)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("backend", ["process", "thread"])
 def test_bombs_and_huge_bodies_keep_memory_small(tmp_path, backend):
-    """A 2 GiB gzip bomb and 50 MB bodies cost no more than --max-bytes each."""
+    """2 GiB gzip, br and zstd bombs and 50 MB bodies cost no more than --max-bytes each."""
+    paths = ["/bomb", "/bomb-br", "/bomb-zstd", "/huge", "/many-links", "/ok"]
     with HostileServer() as server:
         seeds = tmp_path / "seeds.txt"
-        seeds.write_text("\n".join(server.url(p) for p in ["/bomb", "/huge", "/many-links", "/ok"]))
+        seeds.write_text("\n".join(server.url(p) for p in paths))
         out = tmp_path / "out.jsonl"
         run = subprocess.run(
             [sys.executable, "-c", PEAK_RSS_SCRIPT, str(seeds), "-O", str(out), "-q",
@@ -165,7 +203,7 @@ def test_bombs_and_huge_bodies_keep_memory_small(tmp_path, backend):
     assert run.returncode == 0, run.stderr
     peak_mb = int(run.stderr.strip().splitlines()[-1])
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(kind(r) or "ok" for r in records) == ["ok", "ok", "too_large", "too_large"]
+    assert sorted(kind(r) or "ok" for r in records) == ["ok", "ok"] + ["too_large"] * 4
     print(f"peak RSS of one process ({backend}): {peak_mb} MB")
     assert peak_mb < 400
 

@@ -23,7 +23,7 @@ SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
 # library -> the only modules (file stems) that may import it
 OWNERS = {
     "requests": {"download"},
-    "urllib3": {"download"},
+    "urllib3": {"download", "deadline"},  # deadline: the connections it watches
     "lxml": {"parse"},
     "cssselect": {"selects"},  # the --select syntax; parse compiles its XPath with lxml
     "bs4": {"parse"},
@@ -33,8 +33,8 @@ OWNERS = {
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
     "multiprocessing": {"backends.process", "demo", "bench"},
-    # parse: a thread-local parser; download: the deadline watchdog
-    "threading": {"backends.process", "backends.thread", "demo", "parse", "download"},
+    # parse: a thread-local parser; deadline: the watchdog thread
+    "threading": {"backends.process", "backends.thread", "demo", "parse", "deadline"},
 }
 SUBPACKAGES = ("backends",)
 
