@@ -148,8 +148,11 @@ class ProcessGroup:
         return self._workers if self._isolation is None else [*self._workers, self._isolation]
 
     def capacity(self) -> int:
+        # Counted from the workers started, not asked of each process (a system call
+        # per look, and the crawl looks after every batch of results): a dead one
+        # is replaced at the next failed() / recover().
         threads = min(self._wanted.value, self.spec.threads)
-        return sum(worker.process.is_alive() for worker in self._workers) * (threads + PREFETCH)
+        return len(self._workers) * (threads + PREFETCH)
 
     def max_concurrency(self) -> int:
         return self.count * self.spec.threads
