@@ -28,7 +28,7 @@ def resolve_callback(ref: str) -> Callable[..., Any]:
         target = getattr(target, part)
     if not callable(target):
         raise ValueError(f"must name a function, got {ref!r} of type {type(target).__name__}")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def callback_ref(callback: Callable[..., Any]) -> str:

@@ -272,7 +272,7 @@ def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
 def _progress(enabled: bool) -> Any:
     if not (enabled and sys.stderr.isatty()):
         return _NoProgress()
-    from tqdm import tqdm  # type: ignore[import-untyped]  # (types-tqdm not installed)
+    from tqdm import tqdm
 
     return tqdm(unit=" pages", file=sys.stderr, dynamic_ncols=True, leave=False)
 

@@ -50,7 +50,7 @@ def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
 def run_comparison(config: CrawlConfig, seeds: Sequence[str], output: str) -> list[RunResult]:
     """Run every plan on a fresh output beside `output`; the results, speed-ups set."""
     stem = os.path.splitext(output)[0]
-    results = []
+    results: list[RunResult] = []
     for label, run_config in plan_runs(config):
         path = f"{stem}.{('serial', 'threads', 'processes')[len(results)]}.jsonl"
         run_config = run_config.replace(output=None, overwrite_output=path, resume=False)

@@ -52,6 +52,12 @@ MAX_FRUITLESS_RESTARTS = 3
 class Crawl:
     """One crawl: `with Crawl(config, seeds) as crawl: for record in crawl.run(): ...`."""
 
+    # The roles exist between __enter__ and __exit__.
+    spec: WorkerSpec
+    pool: WorkerGroup
+    scheduler: Scheduler
+    aggregator: Aggregator
+
     def __init__(self, config: CrawlConfig, seeds: Sequence[str]) -> None:
         self.config = config
         self.seeds = list(seeds)
@@ -60,12 +66,11 @@ class Crawl:
         self._stop_deadline: float | None = None
         self._fruitless_restarts = 0  # pool restarts since the last result
         self._last_check = 0.0  # when the workers were last looked at
-        self.scheduler: Scheduler | None = None  # the roles exist between enter and exit
 
     def __enter__(self) -> Crawl:
         config = self.config
         self.spec = spec = worker_spec(config)
-        self.pool: WorkerGroup = get_backend(config.backend, config).workers(spec, config.workers)
+        self.pool = get_backend(config.backend, config).workers(spec, config.workers)
         self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
                                    queue_ahead=self._queue_ahead())  # fmt: skip
         journal = None
@@ -91,7 +96,7 @@ class Crawl:
         depths = self._mark_done(resume_from) if resume_from else []
         self.scheduler.add_seeds(self.seeds)
         for depth in depths:
-            self._offer_links(resume_from, depth)
+            self._offer_links(resume_from or "", depth)
         while not self.scheduler.finished() and not self._stop_expired():
             self.pool.scale(self.scheduler.threads.threads)  # first: the threads start as tasks arrive
             for task in self.scheduler.fill(self.pool.capacity()):
@@ -157,12 +162,12 @@ class Crawl:
         blamed = {task_id: failure for failure in failures for task_id in failure.task_ids}
         settled = []
         for task in self.pool.recover(failures, self.scheduler.in_flight):
-            failure = blamed.get(task.id)
-            if failure is not None and task.attempt >= 1:
-                error = self._failure_error(failure)
-                settled.append(Result(task, failed_record(task, failure.worker, error)))
+            cause = blamed.get(task.id)
+            if cause is not None and task.attempt >= 1:
+                error = self._failure_error(cause)
+                settled.append(Result(task, failed_record(task, cause.worker, error)))
                 continue
-            self.pool.tasks.put(task if failure is None else self.scheduler.send_again(task))
+            self.pool.tasks.put(task if cause is None else self.scheduler.send_again(task))
         return self._collect(settled)
 
     def _failure_error(self, failure: Failure) -> str:
@@ -172,7 +177,7 @@ class Crawl:
 
     def stop(self) -> None:
         """Stop scheduling; in-flight tasks get until their deadline to finish."""
-        if self._stop_deadline is None and self.scheduler is not None:
+        if self._stop_deadline is None and hasattr(self, "scheduler"):
             self.scheduler.stop()
             grace = min(self.config.timeout, STOP_GRACE)
             self._stop_deadline = time.monotonic() + grace

@@ -275,7 +275,7 @@ class WatchedHTTPConnection(HTTPConnection):
         self._set_phase("headers")
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         deadline = current()
         if deadline is not None:
             if self.sock is not None:  # a kept-alive connection: new connections watch their own

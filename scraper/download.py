@@ -250,7 +250,7 @@ def _follow(
         finally:
             response.close()  # after release_conn a no-op; otherwise drops the connection
         if not in_scope(target):
-            raise _Abort(f"{errors.OFFSITE_REDIRECT}: {target}")
+            raise _Abort(errors.describe(errors.OFFSITE_REDIRECT, target))
         current = target
     raise _Abort(errors.TOO_MANY_REDIRECTS)
 
@@ -313,7 +313,7 @@ def _redirect_target(response: requests.Response, url: str) -> str | None:
     location = location_as_sent(response.headers["Location"])
     target = urljoin(url, location)
     if not is_http_url(target):
-        raise _Abort(f"{errors.INVALID_URL}: redirect to {location!r}")
+        raise _Abort(errors.describe(errors.INVALID_URL, f"redirect to {location!r}"))
     return wire_url(target)
 
 
@@ -354,15 +354,14 @@ def classify(exc: BaseException) -> str:
     if incomplete:
         return f"{errors.TRUNCATED}: {incomplete.group(0)}"
     if isinstance(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
-        return f"decoding: {detail}"
+        return errors.describe("decoding", detail)
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                         requests.exceptions.MissingSchema, ValueError)):
-        return f"{errors.INVALID_URL}: {detail}"  # also a bad port or IPv6 in a redirect
+        return errors.describe(errors.INVALID_URL, detail)  # also a bad port or IPv6 in a redirect
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
-        return f"{errors.CONNECTION}: {detail}"
-    return f"{errors.INTERNAL}: {detail}"
+        return errors.describe(errors.CONNECTION, detail)
+    return errors.describe(errors.INTERNAL, detail)
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"

@@ -103,7 +103,8 @@ class Fetcher:
         try:
             if is_html(record["content_type"], fetched.body):
                 # Relative links join to the URL that was requested, not its canonical form.
-                page = parse_page(fetched.body, fetched.content_type, fetched.final_url, self.selects)
+                url = fetched.final_url or fetched.url
+                page = parse_page(fetched.body, fetched.content_type, url, self.selects)
                 record.update(
                     title=page.title, description=page.description, lang=page.lang,
                     canonical=page.canonical, links=page.links, fields=page.fields,
@@ -116,6 +117,7 @@ class Fetcher:
         finally:
             record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
             self.on_parse(False)
+        return None
 
 
 def fill_from_download(record: dict[str, Any], fetched: Download, task: Task) -> None:

@@ -201,7 +201,7 @@ class Frontier:
             self._push(task)
         elif not task.first_try:  # a redirect into what robots.txt refuses
             why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
-            self._refuse(task, f"{errors.ROBOTS_DISALLOWED}: {why}: {task.target}")
+            self._refuse(task, errors.describe(errors.ROBOTS_DISALLOWED, f"{why}: {task.target}"))
         else:
             self._skip(task, SKIP_ROBOTS_UNAVAILABLE if rules.unavailable else SKIP_ROBOTS)
 
@@ -257,7 +257,7 @@ class Frontier:
         if hop.hops > MAX_REDIRECTS:
             self._refuse(hop, errors.TOO_MANY_REDIRECTS)
         elif not host_in_scope(canonical_host, self.allowed_hosts):
-            self._refuse(hop, f"{errors.OFFSITE_REDIRECT}: {target}")
+            self._refuse(hop, errors.describe(errors.OFFSITE_REDIRECT, target))
         else:
             self._enter(hop)
 

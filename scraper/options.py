@@ -186,7 +186,7 @@ class Callback(Kind):
         if not callable(value):
             raise ValueError(f"must be a function or 'module:function', got {value!r}")
         callback_ref(value)  # raises if workers could not find it by name
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 TEXT, FLAG, FILE_PATH = Text(), Flag(), FilePath()

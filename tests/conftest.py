@@ -99,13 +99,42 @@ BACKENDS = {
 }
 
 
-@pytest.fixture(params=list(BACKENDS))
+def backend_params(name: str | None = None) -> list[Any]:
+    """The matrix as pytest params, every backend or those called `name` ("process"):
+    `@pytest.mark.parametrize("backend", backend_params("process"))` narrows the fixture."""
+    params = []
+    for label, chosen in BACKENDS.items():
+        if name is not None and chosen.name != name:
+            continue
+        missing = chosen.start_method and chosen.start_method not in multiprocessing.get_all_start_methods()
+        why = f"start method {chosen.start_method!r} is not available"
+        marks = [pytest.mark.skip(reason=why)] if missing else []
+        params.append(pytest.param(chosen, id=label, marks=marks))
+    return params
+
+
+@pytest.fixture(params=backend_params())
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """thread, process-fork and process-spawn, as in CPython's concurrent.futures tests."""
-    chosen = BACKENDS[request.param]
-    if chosen.start_method and chosen.start_method not in multiprocessing.get_all_start_methods():
-        pytest.skip(f"start method {chosen.start_method!r} is not available here")
+    """thread, process-fork and process-spawn, as in CPython's concurrent.futures tests:
+    the one matrix every module uses (a new backend is one entry of BACKENDS)."""
+    chosen: Backend = request.param
     return chosen
+
+
+# -- the fast lane ----------------------------------------------------------------
+
+# Fixtures that start servers, worker processes or the real command: a test using
+# one is `slow`, and `pytest -m "not slow"` leaves it out (a lane of seconds).
+SLOW_FIXTURES = {"backend", "serve", "site", "small_site", "run_cli", "start_cli", "hostile_crawl",
+                 "slow_crawl"}  # fmt: skip
+SLOW_MODULES = {"test_concurrency", "test_compare", "test_faults", "test_hostile", "test_politeness"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if getattr(item, "module", None) else ""
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 # -- leak checks ----------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import backend_params
 from hostile_server import HostileServer
 
 import scraper
@@ -130,10 +131,10 @@ def test_free_tasks_do_not_ask_for_hundreds_of_threads():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_a_result_that_cannot_be_sent_becomes_an_error_record(small_site, start_method):
+@pytest.mark.parametrize("backend", backend_params("process"))
+def test_a_result_that_cannot_be_sent_becomes_an_error_record(small_site, backend):
     records = scraper.crawl([small_site.url("/")], parse=unpicklable_field,
-                            backend="process", start_method=start_method)  # fmt: skip
+                            **backend.kwargs)  # fmt: skip
     assert len(records) == 1
     assert records[0]["error"].startswith("internal: result could not be sent")
 
@@ -154,10 +155,10 @@ def test_a_parse_callback_that_does_not_pickle_is_a_usage_error():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_workers_with_many_fetch_threads_end_on_the_stop_broadcast(start_method):
+@pytest.mark.parametrize("backend", backend_params("process"))
+def test_workers_with_many_fetch_threads_end_on_the_stop_broadcast(backend):
     spec = worker_spec(scraper.CrawlConfig(workers=2, concurrency=64))
-    group = ProcessBackend(start_method).workers(spec, 2)
+    group = ProcessBackend(backend.start_method).workers(spec, 2)
     group.scale(32)
     group.start()
     time.sleep(1.0)  # let every fetch thread start and wait for a task

@@ -251,13 +251,12 @@ def test_a_404_link_gives_an_http_404_record(small_site):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("backend_name", ["thread", "process"])
-def test_a_seed_whose_server_is_not_listening_gives_a_connection_error(small_site, backend_name):
+def test_a_seed_whose_server_is_not_listening_gives_a_connection_error(small_site, backend):
     dead = dead_url()
     seeds = [dead, small_site.url("/")]
     started = time.monotonic()
     # Without --ignore-robots, its robots.txt does not answer: the origin is not crawled (RFC 9309).
-    records = scraper.crawl(seeds, workers=WORKERS, backend=backend_name, depth=0, retries=1, timeout=5,
+    records = scraper.crawl(seeds, workers=WORKERS, **backend.kwargs, depth=0, retries=1, timeout=5,
                             ignore_robots=True)  # fmt: skip
     assert time.monotonic() - started < 30
     by_url = {record["url"]: record for record in records}
@@ -341,3 +340,17 @@ def test_a_parse_that_just_ended_is_not_taken_for_a_hung_worker():
     assert parsing_since.reads == 1  # copied once: what the group judges is one consistent reading
     assert [a.task_id for a in activity] == [7]
     assert hung_failures(activity, hung_after=15) == []
+
+
+def test_the_output_is_closed_when_the_workers_cannot_start(tmp_path, monkeypatch):
+    from scraper.backends.thread import ThreadGroup
+    from scraper.crawl import Crawl
+
+    def refuse(self):
+        raise OSError("no more threads")
+
+    monkeypatch.setattr(ThreadGroup, "start", refuse)
+    crawl = Crawl(CrawlConfig(backend="thread", output=str(tmp_path / "out.jsonl")), ["http://127.0.0.1:9/"])
+    with pytest.raises(OSError, match="no more threads"):
+        crawl.__enter__()
+    assert crawl.aggregator.journal._file.closed

@@ -14,14 +14,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import BACKENDS, read_jsonl, wait_until
+from conftest import backend_params, read_jsonl, wait_until
 from siteserver import build_site
 
 import scraper.backends.base
 from scraper import crawl
 
-PROCESS_BACKENDS = [pytest.param(BACKENDS[name], id=name) for name in ("process-fork", "process-spawn")]
-ALL_BACKENDS = [pytest.param(backend, id=name) for name, backend in BACKENDS.items()]
+PROCESS_BACKENDS = backend_params("process")
 SLOW = 0.03  # seconds per response: long enough to interrupt a crawl in the middle
 MARKERS = "SCRAPER_TEST_MARKERS"  # environment variable: directory of the parse callbacks' marker files
 INNOCENT, POISON = "/page/3.html", "/page/4.html"  # two pages linked from "/"
@@ -67,7 +66,6 @@ def slow_crawl(serve, expected, write_seeds, cli_cwd):
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_signal_stops_cleanly(slow_crawl, start_cli, backend, signum, status):
     server, seeds, _, out = slow_crawl
     cli = start_cli(seeds, "-o", out, "--depth", "10", "-w", "2", *backend.cli_args)

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import backend_params
 from hostile_server import ENDPOINTS, HostileServer
 
 from scraper import crawl
@@ -17,11 +18,6 @@ TIMEOUT = 2.0
 # Generous: the deadline plus scheduling slack on a loaded 2-core machine.
 DEADLINE_SLACK_MS = 3000
 
-BACKENDS = [
-    pytest.param(("thread", None), id="thread"),
-    pytest.param(("process", "fork"), id="process-fork"),
-    pytest.param(("process", "spawn"), id="process-spawn"),
-]
 
 # path -> (error kind or None, title or None)
 EXPECTED = {
@@ -67,15 +63,13 @@ def kind(record: dict) -> str | None:
     return record["error"].split(":", 1)[0] if record["error"] else None
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=backend_params())
 def hostile_crawl(request):
     """One crawl of every hostile endpoint per backend: (records by path, server)."""
-    backend, start_method = request.param
     with HostileServer() as server:
         records = crawl(
             [server.url(path) for path in EXPECTED],
-            workers=4, backend=backend, start_method=start_method,
-            timeout=TIMEOUT, retries=2,
+            workers=4, **request.param.kwargs, timeout=TIMEOUT, retries=2,
         )  # fmt: skip
         yield {record["url"].split(str(server.httpd.server_address[1]), 1)[1]: record
                for record in records}, server  # fmt: skip

@@ -8,7 +8,7 @@ from siteserver import SiteServer
 
 from scraper import crawl
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.timeout(90)
 
 
 def html(*hrefs: str, title: str = "t") -> bytes:

@@ -255,7 +255,7 @@ class _PipeResults:
             time.sleep(timeout)
             return received
         for key, _ in self.selector.select(timeout):
-            reader = key.fileobj
+            reader: Any = key.fileobj
             try:
                 for _ in range(MAX_PER_READ):
                     if not reader.poll():
