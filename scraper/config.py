@@ -19,12 +19,17 @@ from .backends import BACKEND_NAMES, BACKENDS
 from .callbacks import callback_ref
 from .options import (
     CALLBACK,
+    COOKIE_FILE,
+    COOKIES,
+    CREDENTIALS,
     FILE_PATH,
     FLAG,
+    HEADERS,
     HOST_NAMES,
     NON_NEGATIVE_INT,
     NON_NEGATIVE_SECONDS,
     OPTION,
+    PATTERNS,
     POSITIVE_INT,
     POSITIVE_SECONDS,
     SELECTS,
@@ -94,6 +99,17 @@ class CrawlConfig:
     allow_domain: tuple[str, ...] = option(
         (), "--allow-domain", kind=HOST_NAMES, metavar="HOST",
         help="also follow links to HOST and its subdomains (repeatable)")
+    allow: tuple[str, ...] = option(
+        (), "--allow", kind=PATTERNS, metavar="REGEX",
+        help="follow only URLs whose canonical form matches REGEX (re.search; repeatable: any of them; "
+             "applied to links, sitemap entries and redirect targets, not to seeds)")
+    deny: tuple[str, ...] = option(
+        (), "--deny", kind=PATTERNS, metavar="REGEX",
+        help="do not follow URLs whose canonical form matches REGEX (repeatable; wins over --allow)")
+    sitemaps: bool = option(
+        False, "--sitemaps", kind=FLAG,
+        help="also crawl the URLs of each seed origin's sitemaps (robots.txt Sitemap: lines, "
+             "else /sitemap.xml)")
     timeout: float = option(
         DEFAULT_TIMEOUT, "--timeout", kind=POSITIVE_SECONDS, metavar="S",
         help="total deadline of one fetch in seconds (default: %(default)g)")
@@ -112,10 +128,24 @@ class CrawlConfig:
     user_agent: str = option(
         DEFAULT_USER_AGENT, "--user-agent", kind=TEXT, metavar="UA",
         help="User-Agent header (default: %(default)s)")
+    header: tuple[tuple[str, str], ...] = option(
+        (), "-H", "--header", kind=HEADERS, metavar="'Name: value'", secret=True,
+        help="extra request header (repeatable); Authorization and Cookie go to the seeds' origins only")
+    cookie: tuple[tuple[str, str], ...] = option(
+        (), "--cookie", kind=COOKIES, metavar="name=value", secret=True,
+        help="cookie sent to the seeds' hosts (repeatable)")
+    cookies: str | None = option(
+        None, "--cookies", kind=COOKIE_FILE, metavar="FILE",
+        help="cookies of a Netscape cookies.txt file (as wget --load-cookies, curl -b)")
+    auth: str | None = option(
+        None, "--auth", kind=CREDENTIALS, metavar="USER:PASS", secret=True,
+        help="HTTP Basic credentials, sent only to the seeds' origins (never to another origin, "
+             "redirects included)")
     ignore_robots: bool = option(False, "--ignore-robots", kind=FLAG, help="do not fetch or obey robots.txt")
     select: tuple[tuple[str, str], ...] = option(
-        (), "--select", kind=SELECTS, metavar="NAME=CSS",
-        help="extra field: text of the elements a CSS selector matches (repeatable, one NAME each)")
+        (), "--select", kind=SELECTS, metavar="NAME=SELECTOR",
+        help="extra field, a list of strings (repeatable, one NAME each): the text of what a CSS "
+             "selector matches, CSS with ::text or ::attr(NAME) as in parsel, or xpath:EXPR")
     resume: bool = option(
         False, "--resume", kind=FLAG,
         help="continue an interrupted crawl from its output file (-o): fetch only what is missing")

@@ -29,6 +29,7 @@ CONNECTION = "connection"
 TOO_LARGE = "too_large"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 OFFSITE_REDIRECT = "offsite_redirect"
+FILTERED_REDIRECT = "filtered_redirect"  # a redirect to a URL --allow/--deny refuse
 TRUNCATED = "truncated"
 PARSE = "parse"
 WORKER_DIED = "worker_died"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import re
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,24 @@ SKIP_DEPTH = "depth"
 SKIP_MAX_PAGES = "max_pages"
 SKIP_ROBOTS = "robots"
 SKIP_ROBOTS_UNAVAILABLE = "robots_unavailable"
+SKIP_FILTERED = "filtered"  # --allow / --deny
+
+
+@dataclass(frozen=True)
+class UrlFilter:
+    """--allow / --deny: re.search on the canonical URL; deny wins; no --allow allows all."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_allow", [re.compile(p) for p in self.allow])
+        object.__setattr__(self, "_deny", [re.compile(p) for p in self.deny])
+
+    def passes(self, url: str) -> bool:
+        if any(p.search(url) for p in self._deny):  # type: ignore[attr-defined]
+            return False
+        return not self.allow or any(p.search(url) for p in self._allow)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -89,6 +108,7 @@ class Frontier:
         user_agent: str,
         obey_robots: bool,
         queue_ahead: int = 0,
+        url_filter: UrlFilter | None = None,
     ) -> None:
         """`queue_ahead`: tasks a host may have handed out beyond `per_host`, so
         that a worker finds its next task waiting. Only for workers that cannot
@@ -102,6 +122,7 @@ class Frontier:
         self.robots_token = product_token(user_agent)
         self.obey_robots = obey_robots
         self.queue_ahead = queue_ahead
+        self.url_filter = url_filter or UrlFilter()
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
         self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
@@ -116,14 +137,18 @@ class Frontier:
 
     # -- offering URLs ---------------------------------------------------
 
-    def offer(self, url: str, depth: int, parent: str | None = None, fetch_url: str | None = None) -> bool:
+    def offer(
+        self, url: str, depth: int, parent: str | None = None, fetch_url: str | None = None,
+        seed: bool = False,
+    ) -> bool:
         """Consider a canonical URL (to be requested as `fetch_url`, if given);
         False when it is rejected at once (counted in `skipped`).
 
-        True means it passed de-duplication, depth and scope; robots.txt and
-        max-pages decide when its origin's rules are known, maybe later.
+        True means it passed de-duplication, depth, scope and --allow/--deny
+        (seeds are exempt from the last: wpull#321); robots.txt and max-pages
+        decide when its origin's rules are known, maybe later.
         """
-        reason = self._rejection(url, depth)
+        reason = self._rejection(url, depth) or (None if seed else self._filtered(url))
         if reason == SKIP_DUPLICATE and self._moves_up(url, depth, parent):
             return True
         if reason is not None:
@@ -182,6 +207,9 @@ class Frontier:
         if not host_in_scope(host_of(url), self.allowed_hosts):
             return SKIP_OFFSITE
         return None
+
+    def _filtered(self, url: str) -> str | None:
+        return None if self.url_filter.passes(url) else SKIP_FILTERED
 
     def _origin(self, url: str) -> _Origin:
         key = origin_of(url)
@@ -258,8 +286,16 @@ class Frontier:
             self._refuse(hop, errors.TOO_MANY_REDIRECTS)
         elif not host_in_scope(canonical_host, self.allowed_hosts):
             self._refuse(hop, errors.describe(errors.OFFSITE_REDIRECT, target))
+        elif not self._redirect_passes(target):  # scrapy/scrapy#1744: Scrapy misses this one
+            self._refuse(hop, errors.describe(errors.FILTERED_REDIRECT, f"{target} (--allow/--deny)"))
         else:
             self._enter(hop)
+
+    def _redirect_passes(self, target: str) -> bool:
+        try:
+            return self.url_filter.passes(canonicalize(target))
+        except ValueError:
+            return True  # not a URL we can read: the fetch says so
 
     def retry_later(self, task: Task, now: float, retry_after: float | None) -> float:
         """A page answered 429 or 503: slow its host down and send it again

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from .callbacks import callback_ref, resolve_callback
+from .cookies import CookieError, load_cookie_file
 from .errors import UsageError
-from .selects import selector_xpath, split_select
+from .selects import is_xpath, selector_xpath, split_select
 
 OPTION = "option"  # the key of an Option in a dataclass field's metadata
 
@@ -189,8 +191,83 @@ class Callback(Kind):
         return value
 
 
+class Patterns(Kind):
+    """Regular expressions (repeatable; one alone is fine), each compiled to check it."""
+
+    action = "append"
+
+    def check(self, value: Any) -> tuple[str, ...]:
+        patterns = [value] if isinstance(value, str) else _items(value, "regular expressions")
+        for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise ValueError(f"must be regular expressions, got {pattern!r}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"has a bad regular expression {pattern!r}: {exc}") from None
+        return tuple(dict.fromkeys(patterns))
+
+
+class Pairs(Kind):
+    """"NAME<sep>VALUE" strings, (name, value) pairs or a {name: value} mapping (repeatable),
+    stored as (name, value) pairs: request headers ("Name: value") or cookies ("name=value")."""
+
+    action = "append"
+
+    def __init__(self, sep: str, form: str, name_chars: str) -> None:
+        self.sep, self.form = sep, form
+        self.name_pattern = re.compile(f"[{name_chars}]+")
+
+    def check(self, value: Any) -> tuple[tuple[str, str], ...]:
+        if isinstance(value, Mapping):
+            items: list[Any] = list(value.items())
+        else:
+            items = [value] if isinstance(value, str) else _items(value, f"{self.form} strings")
+        return tuple(self._pair(item) for item in items)
+
+    def _pair(self, item: Any) -> tuple[str, str]:
+        if isinstance(item, str):
+            name, sep, text = item.partition(self.sep)
+            item = (name, text) if sep else ("", "")
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise ValueError(f"must be {self.form} strings or (name, value) pairs, got {item!r}")
+        name, text = item[0].strip(), item[1].strip()
+        # The value is not echoed: a header or a cookie may be a secret.
+        if not self.name_pattern.fullmatch(name) or any(c in text for c in "\r\n\0"):
+            raise ValueError(f"must look like {self.form}" + (f" (name {name!r})" if name else ""))
+        return name, text
+
+
+class CookieFile(FilePath):
+    """A Netscape cookies.txt file (wget --load-cookies, curl -b), read to check it."""
+
+    def check(self, value: Any) -> str:
+        path = super().check(value)
+        try:
+            load_cookie_file(path)
+        except CookieError as exc:
+            raise ValueError(str(exc)) from None
+        return path
+
+
+class Credentials(Kind):
+    """USER:PASS. Never echoed in a message: it holds a password."""
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or ":" not in value or not value.partition(":")[0]:
+            raise ValueError("must look like USER:PASS")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError("must be one line")
+        return value
+
+
 TEXT, FLAG, FILE_PATH = Text(), Flag(), FilePath()
 HOST_NAMES, SELECTS, CALLBACK = HostNames(), Selects(), Callback()
+PATTERNS, COOKIE_FILE, CREDENTIALS = Patterns(), CookieFile(), Credentials()
+# RFC 9110 token characters; cookie names are tokens too (RFC 6265).
+_TOKEN = "!#$%&'*+.^_`|~0-9A-Za-z-"
+HEADERS = Pairs(":", "'Name: value'", _TOKEN)
+COOKIES = Pairs("=", "name=value", _TOKEN)
 
 
 @dataclass(frozen=True)
@@ -225,12 +302,15 @@ class Option:
             raise SettingError.about(field_name, str(exc)) from None
 
 
-def option(default: Any, *flags: str, kind: Kind, help: str, metavar: str | None = None) -> Any:
-    """A dataclass field declared with its command-line option (see CrawlConfig)."""
+def option(
+    default: Any, *flags: str, kind: Kind, help: str, metavar: str | None = None, secret: bool = False
+) -> Any:
+    """A dataclass field declared with its command-line option (see CrawlConfig).
+    A `secret` one (credentials, headers, cookies) is left out of the config's repr."""
     spec = Option(flags, kind, help, metavar, optional=default is None)
     if isinstance(default, Computed):
-        return field(default_factory=default.factory, metadata={OPTION: spec})
-    return field(default=default, metadata={OPTION: spec})
+        return field(default_factory=default.factory, metadata={OPTION: spec}, repr=not secret)
+    return field(default=default, metadata={OPTION: spec}, repr=not secret)
 
 
 def _items(value: Any, expected: str) -> list[Any]:
@@ -263,7 +343,13 @@ def _select_pair(item: Any) -> tuple[str, str]:
     else:
         raise ValueError(f"must be NAME=CSS strings or (name, css) pairs, got {item!r}")
     try:
-        selector_xpath(selector)
+        if is_xpath(selector):
+            # The one check that needs lxml, so it is loaded only for an XPath.
+            from .parse import compile_select
+
+            compile_select(selector)
+        else:
+            selector_xpath(selector)
     except ValueError as exc:
-        raise ValueError(f"has a bad CSS selector for {name!r}: {selector!r} ({exc})") from None
+        raise ValueError(f"has a bad selector for {name!r}: {selector!r} ({exc})") from None
     return name, selector

@@ -143,12 +143,13 @@ def parse_tree(text: str | bytes) -> Any:
         return None
 
 
-def compile_select(css: str) -> lxml.etree.XPath:
-    """Compile a CSS selector to an XPath; ValueError if it is not valid CSS."""
+def compile_select(selector: str) -> lxml.etree.XPath:
+    """Compile a --select selector (selects.py: CSS, ::text, ::attr(), xpath:);
+    ValueError if it is not valid."""
     from .selects import selector_xpath  # the --select syntax, shared with config (no lxml there)
 
     try:
-        return lxml.etree.XPath(selector_xpath(css))
+        return lxml.etree.XPath(selector_xpath(selector))
     except Exception as exc:  # cssselect raises SelectorError or ExpressionError
         raise ValueError(str(exc) or type(exc).__name__) from None
 
@@ -238,12 +239,25 @@ def unique_links(hrefs: list[str], resolver: LinkResolver) -> list[str]:
 
 
 def select_text(tree: Any, xpath: lxml.etree.XPath) -> list[str]:
-    """Whitespace-collapsed text of every match of a compiled selector."""
+    """Whitespace-collapsed text of every match of a compiled selector: an
+    element's text, a text node or an attribute's value; an XPath that gives
+    a number, a string or a boolean (`count(//a)`) is a list of that one value."""
+    found = xpath(tree)
+    if not isinstance(found, list):
+        return [_xpath_scalar(found)]
     values = []
-    for match in xpath(tree):
+    for match in found:
         text = match.text_content() if hasattr(match, "text_content") else str(match)
         values.append(collapse(text) or "")
     return values
+
+
+def _xpath_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() or not value == value else repr(value)
+    return collapse(str(value)) or ""
 
 
 def _base_url(base_hrefs: list[str], url: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from .config import CrawlConfig
-from .frontier import Frontier
+from .frontier import Frontier, UrlFilter
 from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, failed_record
 from .urls import canonicalize, host_of, wire_url
 
@@ -88,6 +88,7 @@ class Scheduler:
             user_agent=config.user_agent,
             obey_robots=not config.ignore_robots,
             queue_ahead=queue_ahead,
+            url_filter=UrlFilter(config.allow, config.deny),
         )
         self.in_flight: dict[int, Task] = {}
         self._last_hop: dict[int, dict[str, Any]] = {}  # record of a page's redirect, while its target waits
@@ -97,7 +98,7 @@ class Scheduler:
     def add_seeds(self, urls: Iterable[str]) -> None:
         """Seeds as given (they are requested so); their canonical form is the key."""
         for url in urls:
-            self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url))
+            self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url), seed=True)
 
     def fill(self, capacity: int) -> list[Task]:
         """Tasks to hand out now, so that at most `capacity` are in flight

@@ -25,6 +25,7 @@ from scraper.options import OPTION, SettingError
 # dests of the parser that are not crawl settings (they stay in cli.py)
 CLI_ONLY = {"seeds", "compare", "demo", "bench_append", "quiet", "verbose"}
 SETTINGS = [setting.name for setting in fields(CrawlConfig)]
+COOKIE_FILE = str(Path(__file__).resolve().parent / "cookies.txt")
 
 
 def top_level_parse(record, tree):
@@ -121,6 +122,13 @@ SAMPLES = {
     "resume": (None, True),
     "start_method": ("spawn", "spawn"),
     "parse": (f"{__name__}:top_level_parse", top_level_parse),
+    "allow": ("/page/", ("/page/",)),
+    "deny": (r"\.pdf$", (r"\.pdf$",)),
+    "sitemaps": (None, True),
+    "header": ("X-Token: abc", (("X-Token", "abc"),)),
+    "cookie": ("sid=42", (("sid", "42"),)),
+    "cookies": (COOKIE_FILE, COOKIE_FILE),
+    "auth": ("user:pa:ss", "user:pa:ss"),
 }
 
 
@@ -264,9 +272,26 @@ BAD = [
     ("select", ["title"], "select must look like NAME=CSS, got 'title'",
      "--select", "=h1", "--select must look like NAME=CSS, got '=h1'"),
     ("select", [3], "select must be NAME=CSS strings or (name, css) pairs, got 3", None, None, None),
-    ("select", {"x": "p["}, "select has a bad CSS selector for 'x': 'p['",
-     "--select", "x=a[[", "--select has a bad CSS selector for 'x': 'a[['"),
+    ("select", {"x": "p["}, "select has a bad selector for 'x': 'p['",
+     "--select", "x=a[[", "--select has a bad selector for 'x': 'a[['"),
     ("select", ["a=h1", ("a", "h2")], "select names the field 'a' twice", None, None, None),
+    # issue 15: parsel's pseudo-elements and XPath, each checked before the crawl
+    ("select", {"x": "a::href"}, "select has a bad selector for 'x': 'a::href' (unknown pseudo-element",
+     "--select", "x=a::attr(a b)", "--select has a bad selector for 'x': 'a::attr(a b)' (::attr()"),
+    ("select", {"x": "xpath://a["}, "select has a bad selector for 'x': 'xpath://a['",
+     "--select", "x=xpath:", "--select has a bad selector for 'x': 'xpath:' (empty XPath)"),
+    ("allow", ["ok", "a("], "allow has a bad regular expression 'a(': missing ),",
+     "--allow", "[z-a]", "--allow has a bad regular expression '[z-a]': bad character range"),
+    ("deny", 3, "deny must be regular expressions, got 3",
+     "--deny", "*x", "--deny has a bad regular expression '*x': nothing to repeat"),
+    ("header", ["X-Secret"], "header must look like 'Name: value'",
+     "-H", "Bad Name: v", "-H/--header must look like 'Name: value' (name 'Bad Name')"),
+    ("cookie", "sid", "cookie must look like name=value",
+     "--cookie", "=v", "--cookie must look like name=value"),
+    ("cookies", "/no/such/cookies.txt", "cookies cannot read cookies from '/no/such/cookies.txt'",
+     "--cookies", __file__, "--cookies cannot read cookies from"),
+    ("auth", "nopassword", "auth must look like USER:PASS",
+     "--auth", ":hunter2", "--auth must look like USER:PASS"),
     ("parse", 42, "parse must be a function or 'module:function', got 42", None, None, None),
     ("parse", "json.dumps", "parse must look like MODULE:FUNCTION, got 'json.dumps'",
      "--parse", "json dumps", "--parse must look like MODULE:FUNCTION, got 'json dumps'"),
@@ -283,6 +308,15 @@ BAD = [
 @pytest.mark.parametrize(("name", "value", "message"), [(b[0], b[1], b[2]) for b in BAD])
 def test_bad_value_in_the_library_names_the_field(name, value, message):
     assert library_error(**{name: value}).startswith(message)
+
+
+def test_secrets_stay_out_of_the_config_repr_and_errors(capsys):
+    config = CrawlConfig(auth="user:hunter2", header=["Authorization: Bearer tok3n"], cookie=["sid=c00kie"])
+    for secret in ("hunter2", "tok3n", "c00kie"):
+        assert secret not in repr(config)
+    assert "hunter2" not in cli_error(capsys, "s.txt", "--auth", "hunter2")
+    assert "tok3n" not in cli_error(capsys, "s.txt", "-H", "Authorization tok3n")
+    assert "hunter2" not in cli.build_parser().format_help()
 
 
 @pytest.mark.parametrize(("flag", "text", "message"), [(b[3], b[4], b[5]) for b in BAD if b[3]])
