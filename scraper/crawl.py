@@ -30,12 +30,13 @@ from .aggregator import Aggregator
 from .backends import get_backend
 from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
 from .config import CrawlConfig
+from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError
 from .journal import Journal, read_records
 from .records import Result, WorkerSpec, failed_record
 from .scheduler import Scheduler
 from .stats import CrawlStats
-from .urls import host_of
+from .urls import host_of, origin_of
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Crawl:
 
     def __enter__(self) -> Crawl:
         config = self.config
-        self.spec = spec = worker_spec(config)
+        self.spec = spec = worker_spec(config, self.seeds)
         self.pool = get_backend(config.backend, config).workers(spec, config.workers)
         self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
                                    queue_ahead=self._queue_ahead())  # fmt: skip
@@ -212,12 +213,19 @@ def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:
     return workers * PREFETCH if max_concurrency <= per_host else 0
 
 
-def worker_spec(config: CrawlConfig) -> WorkerSpec:
-    """What every worker of this crawl needs, wherever it runs."""
+def worker_spec(config: CrawlConfig, seeds: Sequence[str] = ()) -> WorkerSpec:
+    """What every worker of this crawl needs, wherever it runs. Cookies and
+    credentials are for the seeds' hosts and origins; a cookies file is read
+    here, so that a worker on another machine needs none."""
+    hosts = dict.fromkeys(host for host in map(host_of, seeds) if host)
+    cookies = seed_cookies(config.cookie, hosts)
+    if config.cookies is not None:
+        cookies += load_cookie_file(config.cookies)
     return WorkerSpec(
         timeout=config.timeout, max_bytes=config.max_bytes, retries=config.retries,
         user_agent=config.user_agent, select=config.select, parse=config.parse_ref,
-        threads=config.threads_per_worker,
+        threads=config.threads_per_worker, headers=config.header, cookies=tuple(cookies),
+        auth=config.auth, private_origins=tuple(dict.fromkeys(map(origin_of, seeds))),
     )  # fmt: skip
 
 

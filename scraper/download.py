@@ -11,17 +11,20 @@ w3lib's safe_url_string, as Scrapy sends them.
 
 from __future__ import annotations
 
+import base64
+import http.cookiejar
 import random
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.auth
 import urllib3
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
@@ -29,7 +32,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import errors
 from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
-from .urls import is_http_url, location_as_sent, wire_url
+from .urls import is_http_url, location_as_sent, origin_of, wire_url
 
 _INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
 
@@ -42,6 +45,9 @@ MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+# Headers that carry credentials: given with -H, they go where --auth goes (the
+# seeds' origins), as curl keeps them from another host on a redirect.
+PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,19 @@ class _Abort(Exception):
         self.error = error
 
 
-def new_session(user_agent: str) -> requests.Session:
+def new_session(
+    user_agent: str,
+    headers: Iterable[tuple[str, str]] = (),
+    cookies: Iterable[tuple[str, str, str, str, bool]] = (),
+    auth: str | None = None,
+    private_origins: Iterable[str] = (),
+) -> requests.Session:
     """A Session for one fetch loop: connection reuse, our User-Agent, no own retries.
 
     Proxies (HTTP(S)_PROXY, NO_PROXY) and CA bundles come from the environment,
-    as with requests, wget and Scrapy.
+    as with requests, wget and Scrapy. `headers` (-H) go on every request but
+    the credential ones; those and `auth` ("user:password", HTTP Basic) go to
+    `private_origins` only. `cookies` are (domain, path, name, value, secure).
     """
     session = _Session()
     session.headers["User-Agent"] = user_agent
@@ -91,7 +105,62 @@ def new_session(user_agent: str) -> requests.Session:
     # backports.zstd (our dependencies) are importable: urllib3 decodes them.
     session.mount("https://", _Adapter())
     session.mount("http://", _Adapter())
+    private = _add_headers(session, headers)
+    if auth is not None:
+        private["Authorization"] = basic_authorization(auth)
+    if private:  # also keeps requests from reading ~/.netrc for these requests
+        session.auth = PrivateHeaders(private, frozenset(private_origins))
+    _add_cookies(session, cookies)
     return session
+
+
+def _add_headers(session: requests.Session, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Put the -H headers on the session; the credential ones are returned instead."""
+    private = {}
+    for name, value in headers:
+        if name.lower() in PRIVATE_HEADERS:
+            private[name] = value
+        else:
+            session.headers[name] = value
+    return private
+
+
+def _add_cookies(session: requests.Session, cookies: Iterable[tuple[str, str, str, str, bool]]) -> None:
+    # Host-only cookies (no leading dot) go to that host alone, not to its
+    # subdomains (RFC 6265 5.3); cookies set by servers are kept as before.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(
+        strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain))  # fmt: skip
+    for domain, path, name, value, secure in cookies:
+        dotted = domain.startswith(".")
+        session.cookies.set_cookie(http.cookiejar.Cookie(
+            0, name, value, None, False, domain, dotted, dotted, path, True, secure,
+            None, True, None, None, {},
+        ))  # fmt: skip
+
+
+def basic_authorization(credentials: str) -> str:
+    """The Authorization header of "user:password" (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+
+
+class PrivateHeaders(requests.auth.AuthBase):
+    """Credentials for some origins only, decided per request. The downloader
+    follows redirects itself (and the scheduler hands page redirects out as new
+    tasks), so requests' own stripping of Authorization on a redirect to
+    another host never runs: every hop is a request of its own and is checked
+    here (Scrapy ties credentials to http_auth_domain for the same reason)."""
+
+    def __init__(self, headers: dict[str, str], origins: frozenset[str]) -> None:
+        self.headers = headers
+        self.origins = origins
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if request.url and origin_of(request.url) in self.origins:
+            request.headers.update(self.headers)
+        return request
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"PrivateHeaders({sorted(self.headers)} for {sorted(self.origins)})"
 
 
 class _HTTPPool(HTTPConnectionPool):

@@ -44,7 +44,8 @@ class Fetcher:
         self.spec = spec
         self.name = name
         self.on_parse = on_parse
-        self.session = new_session(spec.user_agent)
+        self.session = new_session(spec.user_agent, spec.headers, spec.cookies, spec.auth,
+                                   spec.private_origins)  # fmt: skip
         self.selects = {field: compile_select(css) for field, css in spec.select}
         self.callback = resolve_callback(spec.parse) if spec.parse else None
         # Pages: each redirect goes back to the scheduler, which checks it like a

@@ -3,7 +3,7 @@ Result and its record (back). wire.py gives them a versioned JSON form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,7 +81,9 @@ class WorkerSpec:
 
     `parse` is a callback by import name ("module:function"), so that a
     worker can resolve it wherever it runs; `threads` is the most fetch
-    threads one worker process runs.
+    threads one worker process runs. `auth` (Basic) and the credential
+    headers of `headers` (Authorization, Cookie) go only to `private_origins`:
+    a worker decides per request, redirect hops included.
     """
 
     timeout: float
@@ -91,6 +93,11 @@ class WorkerSpec:
     select: tuple[tuple[str, str], ...] = ()
     parse: str | None = None
     threads: int = 1
+    # Issue 15. Headers and cookies may be secrets: not in the repr (logs).
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # -H
+    cookies: tuple[tuple[str, str, str, str, bool], ...] = field(default=(), repr=False)  # cookies.CookieSpec
+    auth: str | None = field(default=None, repr=False)  # "user:password", HTTP Basic
+    private_origins: tuple[str, ...] = ()  # the seeds' origins: the only ones given credentials
 
 
 def utc_now() -> str:

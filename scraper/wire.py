@@ -31,7 +31,9 @@ _TASK_TYPES: dict[str, tuple[type, ...]] = {
 _SPEC_TYPES: dict[str, tuple[type, ...]] = {
     "timeout": (int, float), "max_bytes": (int,), "retries": (int,), "user_agent": (str,),
     "select": (list,), "parse": (str, type(None)), "threads": (int,),
+    "headers": (list,), "cookies": (list,), "auth": (str, type(None)), "private_origins": (list,),
 }  # fmt: skip
+_COOKIE_TYPES = (str, str, str, str, bool)  # cookies.CookieSpec
 
 
 def dump_task(task: Task) -> bytes:
@@ -48,11 +50,23 @@ def dump_spec(spec: WorkerSpec) -> bytes:
 
 def load_spec(data: bytes) -> WorkerSpec:
     message = _checked(_load(data), _SPEC_TYPES, "worker spec")
-    select = message.pop("select")
-    if not all(isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
-               for pair in select):  # fmt: skip
-        raise WireError("worker spec: select must be [name, selector] pairs")
-    return WorkerSpec(select=tuple((name, css) for name, css in select), **message)
+    for name in ("select", "headers"):
+        message[name] = tuple(_tuples(message[name], (str, str), f"worker spec: {name}"))
+    message["cookies"] = tuple(_tuples(message["cookies"], _COOKIE_TYPES, "worker spec: cookies"))
+    origins = message["private_origins"]
+    if not all(isinstance(origin, str) for origin in origins):
+        raise WireError("worker spec: private_origins must be strings")
+    message["private_origins"] = tuple(origins)
+    return WorkerSpec(**message)
+
+
+def _tuples(items: list[Any], types: tuple[type, ...], what: str) -> list[tuple[Any, ...]]:
+    """JSON arrays of the given types, as tuples; WireError otherwise."""
+    for item in items:
+        if not (isinstance(item, list) and len(item) == len(types)
+                and all(type(value) is kind for value, kind in zip(item, types))):  # fmt: skip
+            raise WireError(f"{what} must be arrays of {', '.join(t.__name__ for t in types)}")
+    return [tuple(item) for item in items]
 
 
 def dump_result(result: Result) -> bytes:

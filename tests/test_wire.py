@@ -23,7 +23,9 @@ from scraper.wire import (
 TASK = Task(7, "http://example.com/p?a=1", depth=2, parent="http://example.com/", attempt=1,
             fetch_url="http://example.com/p?a=1&u=https://x.y", hops=1, spent_ms=12.5, retries=1)  # fmt: skip
 SPEC = WorkerSpec(timeout=10.0, max_bytes=1024, retries=2, user_agent="bot/1", select=(("h", "h1"),),
-                  parse="my_module:my_parse", threads=32)  # fmt: skip
+                  parse="my_module:my_parse", threads=32, headers=(("X-Token", "t"),),
+                  cookies=(("127.0.0.1", "/", "sid", "1", False), (".example.org", "/a", "s", "", True)),
+                  auth="user:pass", private_origins=("http://127.0.0.1:8080",))  # fmt: skip
 
 
 def test_task_spec_and_result_survive_a_round_trip():
@@ -73,4 +75,17 @@ def test_a_spec_with_a_bad_select_is_refused():
     message = json.loads(dump_spec(SPEC))
     message["select"] = [["h"]]
     with pytest.raises(WireError, match="select"):
+        load_spec(json.dumps(message).encode())
+
+
+@pytest.mark.parametrize("name, value", [
+    ("headers", [["X-Token"]]),
+    ("cookies", [["127.0.0.1", "/", "sid", "1", "false"]]),  # secure must be a bool
+    ("private_origins", [1]),
+    ("auth", 42),
+])  # fmt: skip
+def test_a_spec_with_bad_credentials_is_refused(name, value):
+    message = json.loads(dump_spec(SPEC))
+    message[name] = value
+    with pytest.raises(WireError, match=name):
         load_spec(json.dumps(message).encode())
