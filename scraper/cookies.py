@@ -8,6 +8,7 @@ wire); download.py puts them in each worker's requests.Session.
 from __future__ import annotations
 
 import http.cookiejar
+import time
 from collections.abc import Iterable
 
 # (domain, path, name, value, secure). A domain with a leading dot is sent to
@@ -25,10 +26,13 @@ def load_cookie_file(path: str) -> list[CookieSpec]:
     curl -b read it: session cookies included, expired ones left out)."""
     jar = http.cookiejar.MozillaCookieJar()
     try:
-        jar.load(path, ignore_discard=True, ignore_expires=False)
+        jar.load(path, ignore_discard=True, ignore_expires=True)
     except (OSError, http.cookiejar.LoadError, UnicodeDecodeError) as exc:
         raise CookieError(f"cannot read cookies from {path!r}: {exc}") from None
-    return [(c.domain, c.path or "/", c.name, c.value or "", bool(c.secure)) for c in jar]
+    now = time.time()
+    # Expiry 0 is a session cookie to curl and wget (http.cookiejar reads it as expired).
+    live = [c for c in jar if not c.expires or c.expires > now]
+    return [(c.domain, c.path or "/", c.name, c.value or "", bool(c.secure)) for c in live]
 
 
 def seed_cookies(pairs: Iterable[tuple[str, str]], hosts: Iterable[str]) -> list[CookieSpec]:

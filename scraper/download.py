@@ -17,6 +17,7 @@ import random
 import re
 import socket
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -410,6 +411,31 @@ def _take_body(result: Download, response: requests.Response, limits: Limits) ->
         size += len(chunk)
         chunks.append(chunk)
     result.body = b"".join(chunks)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip(data: bytes, max_bytes: int) -> tuple[bytes, str | None]:
+    """A gzip body (a .xml.gz sitemap: application/gzip, not a Content-Encoding,
+    so urllib3 leaves it alone: scrapy/scrapy#2389) decompressed into at most
+    `max_bytes`; (b"", error) past that or when it is corrupt. Memory stays
+    flat on a bomb: the output is made READ_CHUNK at a time and stops at the cap."""
+    inflater = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+    chunks, size, pending = [], 0, data
+    try:
+        while not inflater.eof:
+            chunk = inflater.decompress(pending, READ_CHUNK)
+            pending = inflater.unconsumed_tail
+            size += len(chunk)
+            if size > max_bytes:
+                return b"", f"{errors.TOO_LARGE}: more than {max_bytes} bytes after gunzip"
+            chunks.append(chunk)
+            if not pending and len(chunk) < READ_CHUNK:
+                break  # all input used and nothing more to come out
+    except zlib.error as exc:
+        return b"", errors.describe("decoding", f"gzip: {exc}")
+    return b"".join(chunks), None
 
 
 def classify(exc: BaseException) -> str:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .callbacks import resolve_callback
-from .download import RETRY_STATUSES, Download, Limits, download, new_session
-from .parse import compile_select, is_html, parse_page, split_content_type
-from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
+from .download import GZIP_MAGIC, RETRY_STATUSES, Download, Limits, download, gunzip, new_session
+from .parse import compile_select, is_html, parse_page, parse_sitemap, split_content_type
+from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class Fetcher:
                                   retry_statuses=RETRY_STATUSES - SLOW_DOWN_STATUSES)  # fmt: skip
         self.robots_limits = Limits(spec.timeout, ROBOTS_MAX_BYTES, spec.retries,
                                     max_redirects=ROBOTS_REDIRECTS, cut_at_max=True)  # fmt: skip
+        # Sitemaps, like robots.txt, are no pages: their redirects are followed here.
+        self.sitemap_limits = Limits(spec.timeout, spec.max_bytes, spec.retries, max_redirects=ROBOTS_REDIRECTS)
 
     def close(self) -> None:
         self.session.close()
@@ -72,6 +74,8 @@ class Fetcher:
         try:
             if task.kind == ROBOTS:
                 return self._handle_robots(task, record)
+            if task.kind == SITEMAP:
+                return self._handle_sitemap(task, record)
             return self._handle_page(task, record)
         except Exception as exc:  # a bug must not cost the crawl: record it
             record["error"] = errors.describe(errors.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -96,6 +100,30 @@ class Fetcher:
         fill_from_download(record, fetched, task)
         record["ok"] = record["error"] is None
         return Result(task, record, robots_body=fetched.body)
+
+    def _handle_sitemap(self, task: Task, record: dict[str, Any]) -> Result:
+        """A sitemap's <loc>s (gunzipped first when it is gzip, under --max-bytes)."""
+        fetched = download(self.session, task.target, self.sitemap_limits)
+        fill_from_download(record, fetched, task)
+        entries = None
+        if record["error"] is None:
+            body = fetched.body
+            if body.startswith(GZIP_MAGIC):
+                body, record["error"] = gunzip(body, self.spec.max_bytes)
+            if record["error"] is None:
+                entries = self._sitemap_entries(body, record)
+        record["ok"] = record["error"] is None
+        return Result(task, record, sitemap=entries)
+
+    def _sitemap_entries(self, body: bytes, record: dict[str, Any]) -> dict[str, list[str]] | None:
+        started = time.thread_time()
+        try:
+            return parse_sitemap(body)
+        except Exception as exc:  # XMLSyntaxError, or not XML at all
+            record["error"] = errors.describe(errors.PARSE, f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
 
     def _parse_into(self, record: dict[str, Any], fetched: Download) -> dict[str, str] | None:
         """Fill the record from an HTML body; the links' URLs as linked, where they differ."""

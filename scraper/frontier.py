@@ -25,9 +25,11 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field, replace
 
 from . import errors
-from .records import PAGE, ROBOTS, Task
+from urllib.parse import urljoin
+
+from .records import PAGE, ROBOTS, SITEMAP, Task
 from .robots import RobotsRules, product_token, rules_from_response
-from .urls import canonicalize, host_in_scope, host_of, origin_of, robots_url
+from .urls import canonicalize, host_in_scope, host_of, is_http_url, origin_of, robots_url, wire_url
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ MAX_REDIRECTS = 10  # hops a page may take (each one is checked like a link)
 # slow-down and halves on every success.
 MAX_PAUSE = 60.0
 MIN_BACKOFF = 1.0
+# Sitemap indexes are not meant to nest (sitemaps.org); a little nesting is
+# read, a chain of indexes (a trap) is not followed further than this.
+MAX_SITEMAP_NESTING = 2
 
 # Why a URL was not scheduled (the summary counts them).
 SKIP_DUPLICATE = "duplicate"
@@ -48,6 +53,7 @@ SKIP_MAX_PAGES = "max_pages"
 SKIP_ROBOTS = "robots"
 SKIP_ROBOTS_UNAVAILABLE = "robots_unavailable"
 SKIP_FILTERED = "filtered"  # --allow / --deny
+SKIP_INVALID = "invalid_url"  # a sitemap entry that is no http(s) URL
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,10 @@ class Frontier:
         self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
         self._waiting: dict[str, Task] = {}  # URL -> its task, until handed out
         self._refused: list[tuple[Task, str]] = []  # redirect hops that may not go on
+        self._sitemap_origins: set[str] = set()  # --sitemaps: seed origins whose sitemaps are read
+        self._sitemap_tasks: deque[Task] = deque()
+        self._sitemaps_seen: set[str] = set()
+        self.sitemap_urls = 0  # page URLs the sitemaps gave (the summary counts them)
 
     # -- offering URLs ---------------------------------------------------
 
@@ -269,6 +279,70 @@ class Frontier:
         waiting, origin.waiting = origin.waiting, []
         for page in waiting:
             self._admit(page, origin.rules)
+        if key in self._sitemap_origins:
+            self._queue_sitemaps(key, origin.rules)
+
+    # -- sitemaps (--sitemaps, SPEC 3.2) -----------------------------------------
+
+    def want_sitemaps(self, seed: str) -> None:
+        """Read the sitemaps of the seed's origin, once its robots.txt is known
+        (its Sitemap: lines name them; else /sitemap.xml)."""
+        key = origin_of(seed)
+        if key in self._sitemap_origins:
+            return
+        self._sitemap_origins.add(key)
+        origin = self._origin(seed)
+        if origin.rules is not None:  # --ignore-robots, or known already
+            self._queue_sitemaps(key, origin.rules)
+
+    def _queue_sitemaps(self, key: str, rules: RobotsRules) -> None:
+        if rules.unavailable:
+            return  # nothing of this origin is crawled (RFC 9309)
+        named = [urljoin(key + "/robots.txt", url) for url in rules.sitemaps()]
+        fallback = key + "/sitemap.xml"
+        if not named and not rules.allowed(fallback):
+            return
+        for url in named or [fallback]:
+            self._add_sitemap(url, nesting=0, parent=None)
+
+    def _add_sitemap(self, url: str, nesting: int, parent: str | None) -> None:
+        """A sitemap to read: within scope, once, not nested too deep."""
+        try:
+            canonical = canonicalize(url) if is_http_url(url) else None
+        except ValueError:
+            canonical = None
+        if canonical is None or canonical in self._sitemaps_seen or nesting > MAX_SITEMAP_NESTING:
+            return
+        if not host_in_scope(host_of(canonical), self.allowed_hosts):
+            self.skipped[SKIP_OFFSITE] += 1  # StormCrawler#2083: nothing off-site from a sitemap
+            return
+        self._sitemaps_seen.add(canonical)
+        fetch_url = wire_url(url)
+        task = Task(next(self._ids), canonical, depth=nesting, parent=parent, kind=SITEMAP,
+                    fetch_url=fetch_url if fetch_url != canonical else None)  # fmt: skip
+        self._sitemap_tasks.append(task)
+
+    def sitemap_arrived(self, task: Task, entries: dict[str, list[str]] | None) -> None:
+        """The <loc>s of a SITEMAP task (None: it could not be read). Its pages are
+        offered like seeds (depth 0, parent = the sitemap) but through scope,
+        --allow/--deny and robots.txt; the sitemaps of an index are read next."""
+        if entries is None:
+            return
+        for url in entries.get("sitemaps", ()):
+            self._add_sitemap(urljoin(task.target, url), task.depth + 1, parent=task.url)
+        for url in entries.get("urls", ()):
+            self.sitemap_urls += 1
+            self._offer_entry(urljoin(task.target, url), task.url)
+
+    def _offer_entry(self, url: str, sitemap: str) -> None:
+        try:
+            canonical = canonicalize(url) if is_http_url(url) else None
+        except ValueError:
+            canonical = None
+        if canonical is None:
+            self.skipped[SKIP_INVALID] += 1
+            return
+        self.offer(canonical, 0, parent=sitemap, fetch_url=wire_url(url))
 
     # -- redirects and slow-downs -------------------------------------------
 
@@ -330,6 +404,8 @@ class Frontier:
         """The next task that may start at `now`, or None (nothing ready yet)."""
         if self._robots_tasks:
             return self._robots_tasks.popleft()
+        if self._sitemap_tasks:  # few, and their pages come next: not held back by politeness
+            return self._sitemap_tasks.popleft()
         while (slot := self._next_slot(now)) is not None:
             task = heapq.heappop(slot.queue)[2]
             if task.first_try:
@@ -389,4 +465,4 @@ class Frontier:
 
     def has_pending(self) -> bool:
         """True while any task waits for robots, a slot, or is handed out."""
-        return bool(self._robots_tasks or self._open_by_depth)
+        return bool(self._robots_tasks or self._sitemap_tasks or self._open_by_depth)

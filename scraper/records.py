@@ -9,6 +9,7 @@ from typing import Any
 
 PAGE = "page"
 ROBOTS = "robots"
+SITEMAP = "sitemap"  # --sitemaps: a urlset or a sitemap index, read by a worker, never a record
 # Statuses by which a host asks for fewer requests: not retried by the fetch
 # thread; the scheduler slows the host down for every worker and sends the
 # page again (up to --retries).
@@ -23,7 +24,8 @@ RECORD_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One URL to fetch. `kind` is PAGE, or ROBOTS for a host's robots.txt.
+    """One URL to fetch. `kind` is PAGE, ROBOTS for a host's robots.txt, or
+    SITEMAP (its `depth` counts the sitemap indexes above it).
 
     `url` is the canonical form (the de-duplication key and the record's
     `url`); `fetch_url` is what goes on the wire when it differs: the URL as
@@ -69,10 +71,12 @@ class Result:
     redirect_to: str | None = None  # a redirect's target, for the scheduler to check and follow
     retry_after: float | None = None  # seconds, from a 429 or 503
     link_urls: dict[str, str] | None = None  # canonical link -> the URL as linked, where they differ
+    # SITEMAP tasks: {"urls": [...], "sitemaps": [...]}, the <loc>s as listed (None: not read)
+    sitemap: dict[str, list[str]] | None = None
 
     def __reduce__(self) -> tuple:
         return (Result, (self.task, self.record, self.robots_body, self.cpu_ms, self.wall_ms,
-                         self.redirect_to, self.retry_after, self.link_urls))  # fmt: skip
+                         self.redirect_to, self.retry_after, self.link_urls, self.sitemap))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import CrawlConfig
 from .frontier import Frontier, UrlFilter
-from .records import ROBOTS, SLOW_DOWN_STATUSES, Result, Task, failed_record
+from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, failed_record
 from .urls import canonicalize, host_of, wire_url
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ class Scheduler:
         """Seeds as given (they are requested so); their canonical form is the key."""
         for url in urls:
             self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url), seed=True)
+            if self.config.sitemaps:
+                self.frontier.want_sitemaps(url)
 
     def fill(self, capacity: int) -> list[Task]:
         """Tasks to hand out now, so that at most `capacity` are in flight
@@ -134,6 +136,9 @@ class Scheduler:
             status = result.record["status"] if not result.record["error"] or failed else None
             self.frontier.robots_arrived(task, status, result.robots_body or b"")
             return self._refused(now)
+        if task.kind == SITEMAP:
+            self._sitemap_arrived(task, result)
+            return self._refused(now)
         if result.redirect_to is not None and self.stopping:
             self.frontier.done(task, now)  # not finished: --resume fetches it again
             return []
@@ -143,6 +148,13 @@ class Scheduler:
             self._offer_links(task, result)
             return [result, *self._refused(now)]
         return self._refused(now)
+
+    def _sitemap_arrived(self, task: Task, result: Result) -> None:
+        error = result.record["error"]
+        if error is not None:
+            log.warning("sitemap %s not read: %s", task.target, error)
+        if not self.stopping:
+            self.frontier.sitemap_arrived(task, result.sitemap if error is None else None)
 
     def _goes_on(self, task: Task, result: Result, now: float) -> bool:
         """True when the page is not settled: a redirect to follow, or a retry after 429/503."""

@@ -20,6 +20,7 @@ class CrawlStats:
     slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
+    sitemap_urls: int = 0  # page URLs the sitemaps gave (--sitemaps), scheduled or not
     interrupted: bool = False
 
     def count(self, record: dict[str, Any]) -> None:
@@ -58,6 +59,8 @@ class CrawlStats:
             lines.append("not scheduled: " + _by_count(self.skipped))
         if self.slowed:
             lines.append("slowed down (429/503): " + _by_count(self.slowed))
+        if self.sitemap_urls:
+            lines.append(f"sitemaps: {self.sitemap_urls} URLs given")
         if self.resumed:
             lines.append(f"resumed: {self.resumed} pages were already recorded")
         if self.worker_failures:

@@ -75,7 +75,7 @@ def dump_result(result: Result) -> bytes:
         "record": result.record,
         "robots_body": None if result.robots_body is None else base64.b64encode(result.robots_body).decode(),
         "cpu_ms": result.cpu_ms, "wall_ms": result.wall_ms, "redirect_to": result.redirect_to,
-        "retry_after": result.retry_after, "link_urls": result.link_urls,
+        "retry_after": result.retry_after, "link_urls": result.link_urls, "sitemap": result.sitemap,
     })  # fmt: skip
 
 
@@ -100,9 +100,20 @@ def load_result(data: bytes) -> Result:
             redirect_to=_optional_str(message.get("redirect_to"), "redirect_to"),
             retry_after=None if message.get("retry_after") is None else float(message["retry_after"]),
             link_urls=link_urls,
+            sitemap=_sitemap(message.get("sitemap")),
         )
     except (TypeError, ValueError) as exc:
         raise WireError(f"result: {exc}") from None
+
+
+def _sitemap(value: Any) -> dict[str, list[str]] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, dict) and set(value) <= {"urls", "sitemaps"}
+            and all(isinstance(urls, list) and all(isinstance(url, str) for url in urls)
+                    for urls in value.values())):  # fmt: skip
+        raise WireError("result: sitemap must map urls and sitemaps to lists of URLs")
+    return value
 
 
 def _task(message: Any) -> Task:

@@ -59,6 +59,7 @@ class SiteServer:
     # path -> answers (status, headers) given, in order, before the site's own: 503s, 429s...
     answers: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    content_types: dict[str, str] = field(default_factory=dict)  # path -> Content-Type header (sitemaps)
 
     def __repr__(self) -> str:
         return f"SiteServer({self.origin}, {len(self.site)} paths, {len(self.requests)} requests)"
@@ -195,8 +196,11 @@ class SiteServer:
                 else:
                     status, body = 404, b"not found"
                 kind = "text/plain" if self.path.endswith(".txt") or status != 200 else "text/html"
+                kind = f"{kind}; charset=utf-8"
+                if status == 200 and self.path in server.content_types:
+                    kind = server.content_types[self.path]
                 head = [f"HTTP/1.1 {status} {self.responses[status][0]}",
-                        f"Content-Type: {kind}; charset=utf-8", f"Content-Length: {len(body)}"]
+                        f"Content-Type: {kind}", f"Content-Length: {len(body)}"]
                 if location is not None:
                     head.append(f"Location: {location}")
                 head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode()
