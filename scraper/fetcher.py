@@ -55,7 +55,8 @@ class Fetcher:
         self.robots_limits = Limits(spec.timeout, ROBOTS_MAX_BYTES, spec.retries,
                                     max_redirects=ROBOTS_REDIRECTS, cut_at_max=True)  # fmt: skip
         # Sitemaps, like robots.txt, are no pages: their redirects are followed here.
-        self.sitemap_limits = Limits(spec.timeout, spec.max_bytes, spec.retries, max_redirects=ROBOTS_REDIRECTS)
+        self.sitemap_limits = Limits(spec.timeout, spec.max_bytes, spec.retries,
+                                     max_redirects=ROBOTS_REDIRECTS)  # fmt: skip
 
     def close(self) -> None:
         self.session.close()

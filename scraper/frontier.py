@@ -23,10 +23,9 @@ import logging
 import re
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field, replace
-
-from . import errors
 from urllib.parse import urljoin
 
+from . import errors
 from .records import PAGE, ROBOTS, SITEMAP, Task
 from .robots import RobotsRules, product_token, rules_from_response
 from .urls import canonicalize, host_in_scope, host_of, is_http_url, origin_of, robots_url, wire_url

@@ -259,7 +259,7 @@ def _xpath_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() or not value == value else repr(value)
+        return f"{value:g}" if value.is_integer() or value != value else repr(value)
     return collapse(str(value)) or ""
 
 

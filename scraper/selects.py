@@ -57,7 +57,7 @@ def _translator() -> Any:
     from cssselect.parser import FunctionalPseudoElement
     from cssselect.xpath import ExpressionError, XPathExpr
 
-    class Translator(HTMLTranslator):  # type: ignore[misc]
+    class Translator(HTMLTranslator):
         """HTMLTranslator with parsel's pseudo-elements `::text` and `::attr(NAME)`."""
 
         def xpath_pseudo_element(self, xpath: XPathExpr, pseudo_element: Any) -> XPathExpr:

@@ -64,7 +64,7 @@ def _tuples(items: list[Any], types: tuple[type, ...], what: str) -> list[tuple[
     """JSON arrays of the given types, as tuples; WireError otherwise."""
     for item in items:
         if not (isinstance(item, list) and len(item) == len(types)
-                and all(type(value) is kind for value, kind in zip(item, types))):  # fmt: skip
+                and all(type(value) is kind for value, kind in zip(item, types, strict=True))):  # fmt: skip
             raise WireError(f"{what} must be arrays of {', '.join(t.__name__ for t in types)}")
     return [tuple(item) for item in items]
 

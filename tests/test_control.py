@@ -10,15 +10,17 @@ import tracemalloc
 import zlib
 from collections.abc import Callable
 
-import scraper
 from siteserver import SiteServer
+
+import scraper
 
 WORKERS = 2
 
 
 def page(title: str, *hrefs: str) -> bytes:
     links = "".join(f'<li><a href="{href}">{href}</a></li>' for href in hrefs)
-    return f"<html><head><title>{title}</title></head><body><h1>{title}</h1><ul>{links}</ul></body></html>".encode()
+    head = f"<html><head><title>{title}</title></head>"
+    return f"{head}<body><h1>{title}</h1><ul>{links}</ul></body></html>".encode()
 
 
 def urlset(*locs: str) -> bytes:
@@ -60,8 +62,10 @@ def test_sitemap_index_and_gzip_urlset_go_through_scope_filters_and_robots(
         **{path: page(path) for path in ("/a.html", "/b.html?x=1&y=2", "/c.html", "/private/p.html",
                                          "/denied/d.html", "/offsite.html")},
     })  # fmt: skip
-    server.content_types.update({"/maps/pages.xml.gz": "application/gzip", "/maps/index.xml": "application/xml",
-                                 "/maps/more.xml": "text/xml"})  # fmt: skip
+    server.content_types.update({
+        "/maps/pages.xml.gz": "application/gzip", "/maps/index.xml": "application/xml",
+        "/maps/more.xml": "text/xml",
+    })  # fmt: skip
     result = run_cli(write_seeds(server.url("/")), "--sitemaps", "--deny", "/denied/", "-w", str(WORKERS),
                      *backend.cli_args, "-O", "out.jsonl")  # fmt: skip
     assert result.rc == 0, result
@@ -130,8 +134,8 @@ def test_allow_and_deny_on_links_and_redirects(serve: Callable[..., SiteServer],
     /skip/2.html and /keep/skip/5.html are."""
     site = {
         "/robots.txt": b"",
-        "/": page("Home", "/keep/1.html", "/skip/2.html", "/keep/go-skip", "/keep/go-keep", "/keep/skip/5.html",
-                  "/other.html"),
+        "/": page("Home", "/keep/1.html", "/skip/2.html", "/keep/go-skip", "/keep/go-keep",
+                  "/keep/skip/5.html", "/other.html"),
         **{path: page(path) for path in ("/keep/1.html", "/skip/2.html", "/skip/3.html", "/keep/4.html",
                                          "/keep/skip/5.html", "/other.html")},
     }  # fmt: skip
@@ -171,12 +175,15 @@ def test_headers_cookies_and_auth_go_only_where_they_belong(
     server = serve(site=seed_site, redirects={"/to-other": other.url("/landing.html"),
                                               "/to-far": f"{far_origin}/far-landing.html"})  # fmt: skip
     cookie_file = tmp_path / "cookies.txt"
-    cookie_file.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tfromfile\tf1\n"
-                           "localhost\tFALSE\t/nowhere/\tFALSE\t0\tpathonly\tp1\n", encoding="utf-8")  # fmt: skip
+    cookie_file.write_text("# Netscape HTTP Cookie File\n"
+                           "127.0.0.1\tFALSE\t/\tFALSE\t0\tfromfile\tf1\n"
+                           "localhost\tFALSE\t/nowhere/\tFALSE\t0\tpathonly\tp1\n",
+                           encoding="utf-8")  # fmt: skip
     password = "s3cret-pa:ss"
     result = run_cli(write_seeds(server.url("/")), "--depth", "1", "-w", str(WORKERS), *backend.cli_args,
                      "--allow-domain", "localhost", "-H", "X-Crawl: e2e", "--cookie", "sid=42",
-                     "--cookies", str(cookie_file), "--auth", f"me:{password}", "-O", "out.jsonl", "-vv")  # fmt: skip
+                     "--cookies", str(cookie_file), "--auth", f"me:{password}",
+                     "-O", "out.jsonl", "-vv")  # fmt: skip
     assert result.rc == 0, result
     assert len(result.records) == 6, result  # /, /a.html, 2 links and 2 redirects to the other servers
     assert all(record["ok"] for record in result.records), result.records
