@@ -209,6 +209,18 @@ class _Session(requests.Session):
             )
         return {**settings, "proxies": dict(settings["proxies"])}
 
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        prepared = super().prepare_request(request)
+        # requests copies the cookies into a jar of the default policy, which
+        # sends a host-only cookie to every subdomain too: the header is made
+        # again from the session's own jar (_add_cookies' policy), then the
+        # credential headers for the seeds' origins go on as before.
+        prepared.headers.pop("Cookie", None)
+        prepared.prepare_cookies(self.cookies)
+        if self.auth is not None:
+            prepared.prepare_auth(self.auth)
+        return prepared
+
     def get_redirect_target(self, resp: requests.Response) -> None:
         # fetch_once follows redirects itself; requests would still read the
         # Location of each one, and fail on bytes that are not UTF-8.

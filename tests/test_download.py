@@ -490,3 +490,33 @@ def test_redirects_handed_back_and_error_pages_keep_their_connection(session):
         assert [(r.status, r.error, r.redirect_to) for r in outcomes[:2]] == [
             (301, None, server.url("/ok")), (404, "http_404", None)]  # fmt: skip
         assert len(server.httpd.clients) == 1  # one connection for all
+
+
+# -- issue 15: cookies and credentials per request ------------------------------------------
+
+
+def _sent_headers(session: requests.Session, url: str) -> requests.structures.CaseInsensitiveDict:
+    return session.prepare_request(requests.Request("GET", url)).headers
+
+
+def test_host_only_cookies_stay_on_their_host_and_dotted_ones_reach_subdomains():
+    """Without the DomainStrictNonDomain policy, http.cookiejar sends a host-only
+    cookie to every subdomain too."""
+    session = new_session("bot/1", cookies=[("example.org", "/", "host", "1", False),
+                                            (".shared.org", "/", "dot", "2", False),
+                                            ("example.org", "/", "tls", "3", True)])  # fmt: skip
+    assert _sent_headers(session, "http://example.org/x").get("Cookie") == "host=1"
+    assert _sent_headers(session, "https://example.org/x").get("Cookie") in ("host=1; tls=3", "tls=3; host=1")
+    assert "Cookie" not in _sent_headers(session, "http://sub.example.org/x")
+    assert _sent_headers(session, "http://a.shared.org/").get("Cookie") == "dot=2"
+
+
+def test_credentials_go_to_the_private_origins_only():
+    session = new_session("bot/1", headers=[("X-A", "1"), ("Authorization", "Bearer t")], auth="u:p",
+                          private_origins=["http://example.org"])  # fmt: skip
+    mine = _sent_headers(session, "http://EXAMPLE.org:80/page")
+    assert mine["Authorization"] == "Basic dTpw" and mine["X-A"] == "1"  # --auth wins over -H
+    for other in ("https://example.org/", "http://example.org:8080/", "http://evil.org/"):
+        headers = _sent_headers(session, other)
+        assert "Authorization" not in headers and headers["X-A"] == "1", other
+    assert "u:p" not in repr(session.auth) and "dTpw" not in repr(session.auth)
