@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from scraper.frontier import (
+    MAX_SITEMAP_NESTING,
     SKIP_DEPTH,
     SKIP_DUPLICATE,
+    SKIP_FILTERED,
     SKIP_MAX_PAGES,
     SKIP_OFFSITE,
     SKIP_ROBOTS,
     Frontier,
+    UrlFilter,
 )
-from scraper.records import PAGE, ROBOTS
+from scraper.records import PAGE, ROBOTS, SITEMAP
 
 UA = "testbot/1.0"
 SITE = "http://example.com"
@@ -407,3 +410,69 @@ def test_task_ids_are_unique():
     frontier.robots_arrived(robots, 404, b"")
     tasks = [robots, *drain(frontier, 0.0)]
     assert len({task.id for task in tasks}) == 6
+
+
+# -- issue 15: --allow/--deny and sitemaps ---------------------------------------------------
+
+
+def test_allow_and_deny_filter_links_not_seeds():
+    frontier = make(url_filter=UrlFilter(allow=(r"/keep/",), deny=(r"\.pdf$",)))
+    assert frontier.offer(f"{SITE}/", 0, seed=True)  # seeds are exempt (wpull#321)
+    assert frontier.offer(f"{SITE}/keep/a", 1)
+    assert not frontier.offer(f"{SITE}/other", 1)
+    assert not frontier.offer(f"{SITE}/keep/a.pdf", 1)  # deny wins
+    assert frontier.skipped[SKIP_FILTERED] == 2
+
+
+def test_a_redirect_the_filters_refuse_ends_the_page():
+    frontier = make(url_filter=UrlFilter(deny=(r"/login",)))
+    frontier.offer(f"{SITE}/", 0, seed=True)
+    [task] = drain(frontier, 0.0)
+    frontier.redirect(task, f"{SITE}/login?next=/", spent_ms=1.0)
+    [(ended, error)] = frontier.take_refused()
+    assert ended.id == task.id and error.startswith("filtered_redirect: ")
+
+
+def test_sitemaps_of_a_seed_origin_are_read_once_and_their_entries_offered():
+    frontier = make()
+    frontier.want_sitemaps(f"{SITE}/a")
+    frontier.want_sitemaps(f"{SITE}/b")  # same origin: once
+    [sitemap] = drain(frontier, 0.0)
+    assert (sitemap.kind, sitemap.url) == (SITEMAP, f"{SITE}/sitemap.xml")  # no robots.txt: the fallback
+    frontier.sitemap_arrived(sitemap, {"sitemaps": ["/s1.xml", "http://elsewhere.org/s.xml"], "urls": []})
+    [child] = drain(frontier, 0.0)
+    assert (child.url, child.depth, child.parent) == (f"{SITE}/s1.xml", 1, sitemap.url)
+    frontier.sitemap_arrived(child, {"urls": [f"{SITE}/p", "http://elsewhere.org/x", "ftp://x/y", "p2"]})
+    pages = drain(frontier, 0.0)
+    assert [(t.url, t.depth, t.parent, t.kind) for t in pages] == [
+        (f"{SITE}/p", 0, child.url, PAGE), (f"{SITE}/p2", 0, child.url, PAGE)]  # fmt: skip
+    assert frontier.sitemap_urls == 4
+    assert frontier.skipped[SKIP_OFFSITE] == 2  # the off-site sitemap and the off-site page
+    deep = child
+    for _ in range(MAX_SITEMAP_NESTING + 1):  # a chain of indexes ends
+        frontier.sitemap_arrived(deep, {"sitemaps": [f"{deep.url}x"]})
+        found = drain(frontier, 0.0)
+        if not found:
+            break
+        [deep] = found
+    assert deep.depth == MAX_SITEMAP_NESTING
+
+
+def test_sitemaps_wait_for_robots_and_follow_its_sitemap_lines():
+    frontier = make(obey_robots=True)
+    frontier.offer(f"{SITE}/", 0, seed=True)
+    frontier.want_sitemaps(f"{SITE}/")
+    [robots] = drain(frontier, 0.0)
+    assert robots.kind == ROBOTS
+    frontier.robots_arrived(robots, 200, b"Sitemap: /maps/a.xml\nSitemap: https://example.com/b.xml.gz\n")
+    tasks = drain(frontier, 0.0)
+    assert urls(tasks) == [f"{SITE}/maps/a.xml", "https://example.com/b.xml.gz", f"{SITE}/"]
+    assert frontier.has_pending()
+
+
+def test_no_sitemaps_from_an_origin_whose_robots_txt_is_unavailable():
+    frontier = make(obey_robots=True)
+    frontier.want_sitemaps(f"{SITE}/")
+    [robots] = drain(frontier, 0.0)
+    frontier.robots_arrived(robots, 503, b"Sitemap: /s.xml\n")
+    assert drain(frontier, 0.0) == []
