@@ -89,3 +89,15 @@ def test_a_spec_with_bad_credentials_is_refused(name, value):
     message[name] = value
     with pytest.raises(WireError, match=name):
         load_spec(json.dumps(message).encode())
+
+
+def test_a_sitemap_result_survives_a_round_trip_and_bad_entries_are_refused():
+    task = Task(3, "http://example.com/sitemap.xml", kind="sitemap")
+    entries = {"urls": ["http://example.com/a"], "sitemaps": ["http://example.com/s2.xml.gz"]}
+    result = Result(task, new_record(task, "w"), sitemap=entries)
+    assert load_result(dump_result(result)).sitemap == entries
+    assert load_result(dump_result(Result(TASK, new_record(TASK, "w")))).sitemap is None
+    message = json.loads(dump_result(result))
+    message["sitemap"] = {"urls": [1]}
+    with pytest.raises(WireError, match="sitemap"):
+        load_result(json.dumps(message).encode())
