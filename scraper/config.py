@@ -127,6 +127,14 @@ class CrawlConfig:
         help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
              "MODULE is imported from the current folder too")
 
+    since: str | None = option(
+        None, "--since", kind=FILE_PATH, metavar="OLD.jsonl",
+        help="re-crawl: ask for each page only if it changed since its record in OLD.jsonl "
+             "(If-None-Match / If-Modified-Since); a 304 keeps the old record's content and links")
+    warc: str | None = option(
+        None, "--warc", kind=FILE_PATH, metavar="DIR",
+        help="also archive every request and response in DIR as WARC 1.1 (.warc.gz, one per worker process)")
+
     def __post_init__(self) -> None:
         for name, spec in OPTIONS.items():
             # frozen: the one place values are normalized

@@ -20,12 +20,14 @@ class CrawlStats:
     slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
+    unchanged: int = 0  # --since: pages found unchanged (304, or the same body)
     interrupted: bool = False
 
     def count(self, record: dict[str, Any]) -> None:
         kind = error_kind(record["error"])
         if kind is None:
             self.ok += 1
+            self.unchanged += bool(record.get("unchanged"))
         else:
             self.errors[kind] += 1
 
@@ -58,6 +60,8 @@ class CrawlStats:
             lines.append("not scheduled: " + _by_count(self.skipped))
         if self.slowed:
             lines.append("slowed down (429/503): " + _by_count(self.slowed))
+        if self.unchanged:
+            lines.append(f"unchanged since the last crawl: {self.unchanged} pages")
         if self.resumed:
             lines.append(f"resumed: {self.resumed} pages were already recorded")
         if self.worker_failures:

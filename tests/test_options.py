@@ -121,6 +121,8 @@ SAMPLES = {
     "resume": (None, True),
     "start_method": ("spawn", "spawn"),
     "parse": (f"{__name__}:top_level_parse", top_level_parse),
+    "since": ("old.jsonl", "old.jsonl"),
+    "warc": ("archive", "archive"),
 }
 
 

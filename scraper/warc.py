@@ -1,0 +1,133 @@
+"""The WARC archive (--warc DIR): every request and response a worker made, written where it runs.
+
+One `.warc.gz` per worker process (WARC 1.1, one gzip member per record, as
+wget --warc-file and the Webrecorder tools write), so that no body crosses
+a process or machine boundary: the record that goes back to the crawl
+carries only `warc: {"file", "offset"}` of its response record. The fetch
+threads of one process share its file behind a lock (a record is one
+write of a few kilobytes; a file per thread would leave dozens of files per
+process). Each record is flushed as it is written, so a killed worker
+leaves at most one torn last record.
+
+What is stored: the request as requests sent it, and the response head and
+body as received: a content-encoded body stays encoded (wget's choice, and
+what replay tools expect: the stored Content-Encoding header describes the
+stored bytes); urllib3 has removed any chunked transfer coding, so that
+header is kept as X-Archive-Orig-Transfer-Encoding. A body not read to its
+end (cut at --max-bytes, or the unread body of an error or redirect) is
+marked `WARC-Truncated: length`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+from datetime import datetime, timezone
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from ._version import __version__
+from .download import Exchange
+
+# Headers that describe a transfer coding urllib3 has undone: kept under this prefix.
+_UNDONE = {"transfer-encoding"}
+_ORIG_PREFIX = "X-Archive-Orig-"
+
+
+class WarcFile:
+    """One process's .warc.gz, shared by its fetch threads."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        host = socket.gethostname().replace(os.sep, "_") or "host"
+        self.name = f"scraper-{stamp}-{host}-{os.getpid()}.warc.gz"
+        self.path = os.path.join(directory, self.name)
+        self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._writer = WARCWriter(self._file, gzip=True, warc_version="WARC/1.1")
+        self._lock = threading.Lock()
+        self.users = 0
+        info = {"software": f"scraper/{__version__}", "format": "WARC File Format 1.1",
+                "hostname": socket.gethostname()}  # fmt: skip
+        with self._lock:
+            self._writer.write_record(self._writer.create_warcinfo_record(self.name, info))
+            self._file.flush()
+
+    def write(self, exchange: Exchange) -> int:
+        """Write a response and its request; the offset of the response record."""
+        response = self._response(exchange)
+        request = self._request(exchange)
+        with self._lock:
+            offset = self._file.tell()
+            self._writer.write_request_response_pair(request, response)  # the response first
+            self._file.flush()
+        return offset
+
+    def _response(self, exchange: Exchange) -> Any:
+        headers = [(_ORIG_PREFIX + name if name.lower() in _UNDONE else name, value)
+                   for name, value in exchange.response_headers]  # fmt: skip
+        http = StatusAndHeaders(exchange.status_line, headers, protocol=exchange.protocol)
+        warc_headers = {"WARC-Date": _warc_date(exchange.sent_at)}
+        if exchange.truncated:
+            warc_headers["WARC-Truncated"] = "length"
+        return self._writer.create_warc_record(
+            exchange.url, "response", payload=io.BytesIO(exchange.body), length=len(exchange.body),
+            http_headers=http, warc_headers_dict=warc_headers,
+        )  # fmt: skip
+
+    def _request(self, exchange: Exchange) -> Any:
+        parts = urlsplit(exchange.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        http = StatusAndHeaders(f"GET {target}", exchange.request_headers, protocol="HTTP/1.1",
+                                is_http_request=True)  # fmt: skip
+        return self._writer.create_warc_record(
+            exchange.url, "request", payload=io.BytesIO(b""), length=0, http_headers=http,
+            warc_headers_dict={"WARC-Date": _warc_date(exchange.sent_at)},
+        )  # fmt: skip
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _warc_date(when: float) -> str:
+    # WARC 1.1 allows fractions of a second; readers index by the second too.
+    moment = datetime.fromtimestamp(when, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# (pid, folder) -> the file of this process; the pid keeps a forked child
+# from writing into its parent's file.
+_OPEN: dict[tuple[int, str], WarcFile] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_warc(directory: str) -> WarcFile:
+    """This process's WARC file in `directory` (opened by its first fetch thread)."""
+    key = (os.getpid(), os.path.abspath(directory))
+    with _OPEN_LOCK:
+        warc = _OPEN.get(key)
+        if warc is None:
+            warc = _OPEN[key] = WarcFile(directory)
+        warc.users += 1
+        return warc
+
+
+def close_warc(warc: WarcFile) -> None:
+    """A fetch thread is done with it; the last one closes the file."""
+    with _OPEN_LOCK:
+        warc.users -= 1
+        if warc.users > 0:
+            return
+        _OPEN.pop((os.getpid(), os.path.abspath(os.path.dirname(warc.path))), None)
+    warc.close()
+
+
+def written_at(warc: WarcFile, offset: int) -> dict[str, Any]:
+    """The record's `warc` field."""
+    return {"file": warc.name, "offset": offset}
