@@ -6,8 +6,11 @@ a process or machine boundary: the record that goes back to the crawl
 carries only `warc: {"file", "offset"}` of its response record. The fetch
 threads of one process share its file behind a lock (a record is one
 write of a few kilobytes; a file per thread would leave dozens of files per
-process). Each record is flushed as it is written, so a killed worker
-leaves at most one torn last record.
+process). The file is made at the first record, so an idle process leaves
+none; it keeps its name for the life of the process (fetch threads come and
+go as the crawl tunes their number, and a later crawl of this process into
+the same folder appends to it). Each record is flushed as it is written, so
+a killed worker leaves at most one torn last record.
 
 What is stored: the request as requests sent it, and the response head and
 body as received: a content-encoded body stays encoded (wget's choice, and
@@ -28,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from warcio.recordbuilder import RecordBuilder
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -43,30 +47,39 @@ class WarcFile:
     """One process's .warc.gz, shared by its fetch threads."""
 
     def __init__(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
         host = socket.gethostname().replace(os.sep, "_") or "host"
+        self.directory = directory
         self.name = f"scraper-{stamp}-{host}-{os.getpid()}.warc.gz"
         self.path = os.path.join(directory, self.name)
-        self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        self._writer = WARCWriter(self._file, gzip=True, warc_version="WARC/1.1")
+        self._file: BinaryIO | None = None
+        self._writer: WARCWriter | None = None  # while the file is open
+        self._builder = RecordBuilder(warc_version="WARC/1.1")
         self._lock = threading.Lock()
         self.users = 0
-        info = {"software": f"scraper/{__version__}", "format": "WARC File Format 1.1",
-                "hostname": socket.gethostname()}  # fmt: skip
-        with self._lock:
-            self._writer.write_record(self._writer.create_warcinfo_record(self.name, info))
-            self._file.flush()
 
     def write(self, exchange: Exchange) -> int:
         """Write a response and its request; the offset of the response record."""
         response = self._response(exchange)
         request = self._request(exchange)
         with self._lock:
+            if self._file is None or self._writer is None:
+                self._file, self._writer = self._open()
             offset = self._file.tell()
             self._writer.write_request_response_pair(request, response)  # the response first
             self._file.flush()
         return offset
+
+    def _open(self) -> tuple[BinaryIO, WARCWriter]:
+        """Open (append: tell() is the end); a new file starts with a warcinfo record."""
+        os.makedirs(self.directory, exist_ok=True)
+        file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        writer = WARCWriter(file, gzip=True, warc_version="WARC/1.1")
+        if file.tell() == 0:
+            info = {"software": f"scraper/{__version__}", "format": "WARC File Format 1.1",
+                    "hostname": socket.gethostname()}  # fmt: skip
+            writer.write_record(writer.create_warcinfo_record(self.name, info))
+        return file, writer
 
     def _response(self, exchange: Exchange) -> Any:
         headers = [(_ORIG_PREFIX + name if name.lower() in _UNDONE else name, value)
@@ -75,7 +88,7 @@ class WarcFile:
         warc_headers = {"WARC-Date": _warc_date(exchange.sent_at)}
         if exchange.truncated:
             warc_headers["WARC-Truncated"] = "length"
-        return self._writer.create_warc_record(
+        return self._builder.create_warc_record(
             exchange.url, "response", payload=io.BytesIO(exchange.body), length=len(exchange.body),
             http_headers=http, warc_headers_dict=warc_headers,
         )  # fmt: skip
@@ -85,14 +98,16 @@ class WarcFile:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         http = StatusAndHeaders(f"GET {target}", exchange.request_headers, protocol="HTTP/1.1",
                                 is_http_request=True)  # fmt: skip
-        return self._writer.create_warc_record(
+        return self._builder.create_warc_record(
             exchange.url, "request", payload=io.BytesIO(b""), length=0, http_headers=http,
             warc_headers_dict={"WARC-Date": _warc_date(exchange.sent_at)},
         )  # fmt: skip
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
+                self._file = self._writer = None
 
 
 def _warc_date(when: float) -> str:
@@ -101,8 +116,8 @@ def _warc_date(when: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-# (pid, folder) -> the file of this process; the pid keeps a forked child
-# from writing into its parent's file.
+# (pid, folder) -> the file of this process, for its life; the pid keeps a
+# forked child from writing into its parent's file.
 _OPEN: dict[tuple[int, str], WarcFile] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -119,13 +134,12 @@ def open_warc(directory: str) -> WarcFile:
 
 
 def close_warc(warc: WarcFile) -> None:
-    """A fetch thread is done with it; the last one closes the file."""
+    """A fetch thread is done with it; the last one closes the file (a
+    thread started later opens it again and appends)."""
     with _OPEN_LOCK:
         warc.users -= 1
-        if warc.users > 0:
-            return
-        _OPEN.pop((os.getpid(), os.path.abspath(os.path.dirname(warc.path))), None)
-    warc.close()
+        if warc.users == 0:
+            warc.close()
 
 
 def written_at(warc: WarcFile, offset: int) -> dict[str, Any]:

@@ -236,8 +236,8 @@ class SiteServer:
                     self.wfile.write(body)
 
             def _validators(self) -> list[str]:
-                etag, modified = server.etags.get(self.path), server.modified.get(self.path)
-                return [*([f"ETag: {etag}"] if etag else []), *([f"Last-Modified: {modified}"] if modified else [])]
+                sent = {"ETag": server.etags.get(self.path), "Last-Modified": server.modified.get(self.path)}
+                return [f"{name}: {value}" for name, value in sent.items() if value]
 
             def _send_answer(self, status: int, headers: dict[str, str]) -> None:
                 body = f"{status}".encode()
