@@ -177,4 +177,10 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.resume and c.overwrite_output),
      "{resume} continues its output: give it with {output}, not {overwrite_output}"),
     (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
+    (lambda c: not (c.since and c.overwrite_output and _same_file(c.since, c.overwrite_output)),
+     "{since} is read while the crawl runs: it cannot be the file {overwrite_output} empties"),
 )
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)

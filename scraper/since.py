@@ -98,13 +98,21 @@ class Since:
             record["unchanged"] = False
             return
         if record["unchanged"]:  # a 304 (the worker set it)
-            record.update(self._old_content(entry))
+            record.update(self._old_content(entry, record["url"]))
         elif record["ok"] and record["sha256"] is not None and entry.sha256 is not None:
             record["unchanged"] = bytes.fromhex(record["sha256"]) == entry.sha256
 
-    def _old_content(self, entry: Entry) -> dict[str, Any]:
-        self._file.seek(entry.offset)
-        old = json.loads(self._file.readline())
+    def _old_content(self, entry: Entry, url: str) -> dict[str, Any]:
+        """The old record's content, read back at its offset (OLD stays open: a
+        file renamed over it does not matter; one rewritten in place does)."""
+        try:
+            self._file.seek(entry.offset)
+            old = json.loads(self._file.readline())
+        except (OSError, ValueError) as exc:
+            old = {"error": str(exc)}
+        if not isinstance(old, dict) or old.get("url") != url:
+            log.warning("%s changed during the crawl: the old content of %s is lost", self.path, url)
+            return {}
         return {name: old.get(name) for name in KEPT_FIELDS if name in old}
 
     def close(self) -> None:

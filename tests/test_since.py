@@ -94,3 +94,12 @@ def test_a_bad_old_file_is_a_usage_error_naming_the_line(tmp_path: Path, line: s
 def test_a_missing_old_file_is_a_usage_error(tmp_path: Path):
     with pytest.raises(UsageError, match="cannot read --since"):
         Since(str(tmp_path / "nothing.jsonl"))
+
+
+def test_an_old_file_rewritten_during_the_crawl_costs_the_content_not_the_crawl(write_old, tmp_path, caplog):
+    since = write_old(old_record("http://a/1", etag='"1"'))
+    (tmp_path / "old.jsonl").write_text("", encoding="utf-8")  # the same inode, emptied
+    record = {**new_record(Task(1, "http://a/1"), "w"), "status": 304, "ok": True, "unchanged": True}
+    since.settle(record)
+    assert (record["title"], record["links"], record["unchanged"]) == (None, [], True)
+    assert "changed during the crawl" in caplog.text
