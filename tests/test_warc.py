@@ -117,3 +117,62 @@ def test_a_folder_that_cannot_be_made_is_exit_2(run_cli: Any, write_seeds: Any, 
     (cli_cwd / "file").write_text("", encoding="utf-8")
     result = run_cli(write_seeds("http://127.0.0.1:9/"), "--warc", "file/sub", "-o", "out.jsonl")
     assert result.rc == 2 and "--warc" in result.stderr and "Traceback" not in result.stderr, result
+
+
+# -- the writer alone ---------------------------------------------------------------
+
+
+def exchange(url: str, body: bytes = b"hello", **changes: Any) -> Any:
+    from scraper.download import Exchange
+
+    fields = dict(url=url, sent_at=1_796_000_000.5, request_headers=[("Host", "a"), ("User-Agent", "t/1")],
+                  protocol="HTTP/1.1", status_line="200 OK",
+                  response_headers=[("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+                  body=body)  # fmt: skip
+    return Exchange(**{**fields, **changes})
+
+
+def test_fetch_threads_share_their_process_file_and_each_offset_opens_its_record(tmp_path: Path):
+    import threading
+
+    from scraper.warc import close_warc, open_warc
+
+    folder = tmp_path / "w"
+    files = [open_warc(str(folder)) for _ in range(4)]  # four fetch threads of one process
+    assert len({id(file) for file in files}) == 1
+    offsets: dict[str, int] = {}
+
+    def write(thread: int) -> None:
+        for n in range(25):
+            url = f"http://a/{thread}/{n}"
+            offsets[url] = files[thread].write(exchange(url, body=url.encode() * 40))
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for file in files:
+        close_warc(file)
+    [path] = folder.glob("*.warc.gz")
+    for url, offset in offsets.items():
+        record, raw, _ = read_record_at(path, offset)
+        assert (record.rec_type, record.rec_headers.get_header("WARC-Target-URI"), raw) == (
+            "response", url, url.encode() * 40)  # fmt: skip
+    check = subprocess.run([WARCIO, "check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_chunked_response_is_stored_unchunked_with_its_header_renamed(tmp_path: Path):
+    from scraper.warc import WarcFile
+
+    warc = WarcFile(str(tmp_path))
+    headers = [("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked")]
+    offset = warc.write(exchange("http://a/", response_headers=headers, truncated=True))
+    warc.close()
+    record, raw, _ = read_record_at(tmp_path / warc.name, offset)
+    assert raw == b"hello" and record.http_headers.get_header("Transfer-Encoding") is None
+    assert record.http_headers.get_header("X-Archive-Orig-Transfer-Encoding") == "chunked"
+    assert record.rec_headers.get_header("WARC-Truncated") == "length"
+    check = subprocess.run([WARCIO, "check", str(tmp_path / warc.name)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
