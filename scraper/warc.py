@@ -18,7 +18,8 @@ what replay tools expect: the stored Content-Encoding header describes the
 stored bytes); urllib3 has removed any chunked transfer coding, so that
 header is kept as X-Archive-Orig-Transfer-Encoding. A body not read to its
 end (cut at --max-bytes, or the unread body of an error or redirect) is
-marked `WARC-Truncated: length`.
+marked `WARC-Truncated: length`. A request that got no response (a timeout
+or connection error before the status line) is not archived.
 """
 
 from __future__ import annotations
@@ -53,33 +54,38 @@ class WarcFile:
         self.name = f"scraper-{stamp}-{host}-{os.getpid()}.warc.gz"
         self.path = os.path.join(directory, self.name)
         self._file: BinaryIO | None = None
-        self._writer: WARCWriter | None = None  # while the file is open
         self._builder = RecordBuilder(warc_version="WARC/1.1")
         self._lock = threading.Lock()
         self.users = 0
 
     def write(self, exchange: Exchange) -> int:
-        """Write a response and its request; the offset of the response record."""
-        response = self._response(exchange)
-        request = self._request(exchange)
+        """Write a response and its request; the offset of the response record.
+
+        The records are digested and compressed outside the lock (zlib lets
+        go of the GIL), so only the append is serialized between threads.
+        """
+        buffer = io.BytesIO()
+        writer = WARCWriter(buffer, gzip=True, warc_version="WARC/1.1")
+        # the response first: the offset of the pair is the response's
+        writer.write_request_response_pair(self._request(exchange), self._response(exchange))
         with self._lock:
-            if self._file is None or self._writer is None:
-                self._file, self._writer = self._open()
+            if self._file is None:
+                self._file = self._open()
             offset = self._file.tell()
-            self._writer.write_request_response_pair(request, response)  # the response first
+            self._file.write(buffer.getvalue())
             self._file.flush()
         return offset
 
-    def _open(self) -> tuple[BinaryIO, WARCWriter]:
+    def _open(self) -> BinaryIO:
         """Open (append: tell() is the end); a new file starts with a warcinfo record."""
         os.makedirs(self.directory, exist_ok=True)
         file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        writer = WARCWriter(file, gzip=True, warc_version="WARC/1.1")
         if file.tell() == 0:
+            writer = WARCWriter(file, gzip=True, warc_version="WARC/1.1")
             info = {"software": f"scraper/{__version__}", "format": "WARC File Format 1.1",
                     "hostname": socket.gethostname()}  # fmt: skip
             writer.write_record(writer.create_warcinfo_record(self.name, info))
-        return file, writer
+        return file
 
     def _response(self, exchange: Exchange) -> Any:
         headers = [(_ORIG_PREFIX + name if name.lower() in _UNDONE else name, value)
@@ -107,7 +113,7 @@ class WarcFile:
         with self._lock:
             if self._file is not None:
                 self._file.close()
-                self._file = self._writer = None
+                self._file = None
 
 
 def _warc_date(when: float) -> str:
