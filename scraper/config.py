@@ -157,6 +157,14 @@ class CrawlConfig:
         help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
              "MODULE is imported from the current folder too")
 
+    since: str | None = option(
+        None, "--since", kind=FILE_PATH, metavar="OLD.jsonl",
+        help="re-crawl: ask for each page only if it changed since its record in OLD.jsonl "
+             "(If-None-Match / If-Modified-Since); a 304 keeps the old record's content and links")
+    warc: str | None = option(
+        None, "--warc", kind=FILE_PATH, metavar="DIR",
+        help="also archive every request and response in DIR as WARC 1.1 (.warc.gz, one per worker process)")
+
     def __post_init__(self) -> None:
         for name, spec in OPTIONS.items():
             # frozen: the one place values are normalized
@@ -199,4 +207,10 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.resume and c.overwrite_output),
      "{resume} continues its output: give it with {output}, not {overwrite_output}"),
     (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
+    (lambda c: not (c.since and c.overwrite_output and _same_file(c.since, c.overwrite_output)),
+     "{since} is read while the crawl runs: it cannot be the file {overwrite_output} empties"),
 )
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)

@@ -21,6 +21,7 @@ pending and nothing is in flight: then the group stops every worker.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,10 +32,11 @@ from .backends import get_backend
 from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
 from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
-from .errors import ScraperError
+from .errors import ScraperError, UsageError
 from .journal import Journal, read_records
 from .records import Result, WorkerSpec, failed_record
 from .scheduler import Scheduler
+from .since import Since
 from .stats import CrawlStats
 from .urls import host_of, origin_of
 
@@ -71,9 +73,12 @@ class Crawl:
     def __enter__(self) -> Crawl:
         config = self.config
         self.spec = spec = worker_spec(config, self.seeds)
+        if config.warc:
+            check_warc_folder(config.warc)
+        self.since = Since(config.since) if config.since else None
         self.pool = get_backend(config.backend, config).workers(spec, config.workers)
         self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
-                                   queue_ahead=self._queue_ahead())  # fmt: skip
+                                   queue_ahead=self._queue_ahead(), since=self.since)  # fmt: skip
         journal = None
         if config.output_path:
             journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
@@ -192,6 +197,7 @@ class Crawl:
         steps = [
             ("workers", self._stop_workers),
             ("output", self.aggregator.close),
+            ("--since file", self._close_since),
         ]
         for what, step in steps:
             try:
@@ -200,6 +206,11 @@ class Crawl:
                 log.exception("closing the %s failed", what)
         self.stats.interrupted = self._stop_deadline is not None
         self.stats.finish()
+
+    def _close_since(self) -> None:
+        since = getattr(self, "since", None)  # None also when __enter__ failed before it
+        if since is not None:
+            since.close()
 
     def _stop_workers(self) -> None:
         # Normally instant (every worker is idle); after a stop, pages still
@@ -226,8 +237,18 @@ def worker_spec(config: CrawlConfig, seeds: Sequence[str] = ()) -> WorkerSpec:
         timeout=config.timeout, max_bytes=config.max_bytes, retries=config.retries,
         user_agent=config.user_agent, select=config.select, parse=config.parse_ref,
         threads=config.threads_per_worker, headers=config.header, cookies=tuple(cookies),
-        auth=config.auth, private_origins=tuple(dict.fromkeys(map(origin_of, seeds))),
+        auth=config.auth, private_origins=tuple(dict.fromkeys(map(origin_of, seeds))), warc=config.warc,
     )  # fmt: skip
+
+
+def check_warc_folder(path: str) -> None:
+    """--warc: the folder exists (made if need be) and is writable, before a worker tries."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the --warc folder {path!r}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into the --warc folder {path!r}")
 
 
 def allowed_hosts(seeds: Sequence[str], allow_domain: Sequence[str]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ with an `error`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from .download import GZIP_MAGIC, RETRY_STATUSES, Download, Limits, download, gu
 from .parse import compile_select, is_html, parse_page, parse_sitemap, split_content_type
 from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
 from .urls import canonicalize
+from .warc import WarcFile, close_warc, open_warc, written_at
 
 if TYPE_CHECKING:
     from .backends.base import WorkerContext
@@ -50,16 +52,24 @@ class Fetcher:
         self.callback = resolve_callback(spec.parse) if spec.parse else None
         # Pages: each redirect goes back to the scheduler, which checks it like a
         # link (scope, robots.txt), and so does a 429 or 503 (it slows the host down).
+        archive = spec.warc is not None
         self.page_limits = Limits(spec.timeout, spec.max_bytes, spec.retries, max_redirects=0,
-                                  retry_statuses=RETRY_STATUSES - SLOW_DOWN_STATUSES)  # fmt: skip
+                                  retry_statuses=RETRY_STATUSES - SLOW_DOWN_STATUSES,
+                                  archive=archive)  # fmt: skip
         self.robots_limits = Limits(spec.timeout, ROBOTS_MAX_BYTES, spec.retries,
-                                    max_redirects=ROBOTS_REDIRECTS, cut_at_max=True)  # fmt: skip
+                                    max_redirects=ROBOTS_REDIRECTS, cut_at_max=True,
+                                    archive=archive)  # fmt: skip
         # Sitemaps, like robots.txt, are no pages: their redirects are followed here.
         self.sitemap_limits = Limits(spec.timeout, spec.max_bytes, spec.retries,
-                                     max_redirects=ROBOTS_REDIRECTS)  # fmt: skip
+                                     max_redirects=ROBOTS_REDIRECTS, archive=archive)  # fmt: skip
+        # --warc: this process's file, written here, wherever the worker runs
+        self.warc: WarcFile | None = open_warc(spec.warc) if spec.warc else None
 
     def close(self) -> None:
         self.session.close()
+        if self.warc is not None:
+            close_warc(self.warc)
+            self.warc = None
 
     def handle(self, task: Task) -> Result:
         """Fetch and parse one task; never raises."""
@@ -87,8 +97,9 @@ class Fetcher:
         limits = self.page_limits
         if task.spent_ms:  # a redirect hop: what is left of the page's deadline
             limits = replace(limits, timeout=max(limits.timeout - task.spent_ms / 1000, 0.001))
-        fetched = download(self.session, task.target, limits)
+        fetched = download(self.session, task.target, limits, headers=task.validators or None)
         fill_from_download(record, fetched, task)
+        self._archive(record, fetched)
         link_urls = None
         if record["error"] is None and fetched.redirect_to is None:
             link_urls = self._parse_into(record, fetched)
@@ -99,6 +110,7 @@ class Fetcher:
     def _handle_robots(self, task: Task, record: dict[str, Any]) -> Result:
         fetched = download(self.session, task.url, self.robots_limits)
         fill_from_download(record, fetched, task)
+        self._archive(record, fetched)
         record["ok"] = record["error"] is None
         return Result(task, record, robots_body=fetched.body)
 
@@ -106,6 +118,7 @@ class Fetcher:
         """A sitemap's <loc>s (gunzipped first when it is gzip, under --max-bytes)."""
         fetched = download(self.session, task.target, self.sitemap_limits)
         fill_from_download(record, fetched, task)
+        self._archive(record, fetched)
         entries = None
         if record["error"] is None:
             body = fetched.body
@@ -125,6 +138,12 @@ class Fetcher:
             return None
         finally:
             record["parse_ms"] = round((time.thread_time() - started) * 1000, 3)
+    def _archive(self, record: dict[str, Any], fetched: Download) -> None:
+        """--warc: write every exchange; the record points to the last response."""
+        if self.warc is None:
+            return
+        for exchange in fetched.exchanges:
+            record["warc"] = written_at(self.warc, self.warc.write(exchange))
 
     def _parse_into(self, record: dict[str, Any], fetched: Download) -> dict[str, str] | None:
         """Fill the record from an HTML body; the links' URLs as linked, where they differ."""
@@ -155,8 +174,19 @@ def fill_from_download(record: dict[str, Any], fetched: Download, task: Task) ->
     record.update(
         final_url=_canonical_final_url(fetched.final_url, task), status=fetched.status,
         error=fetched.error, elapsed_ms=round(task.spent_ms + fetched.elapsed_ms, 3),
-        content_type=media_type, bytes=len(fetched.body),
+        content_type=media_type, bytes=len(fetched.body), etag=fetched.etag,
+        last_modified=fetched.last_modified, sha256=body_sha256(fetched),
     )  # fmt: skip
+    if fetched.status == 304 and fetched.error is None:
+        # --since: the scheduler fills in the old record's content (since.py)
+        record["unchanged"] = True
+
+
+def body_sha256(fetched: Download) -> str | None:
+    """Hex SHA-256 of the decoded body of a 2xx response; None when there is no body."""
+    if fetched.error is not None or fetched.status is None or not 200 <= fetched.status < 300:
+        return None
+    return hashlib.sha256(fetched.body).hexdigest()
 
 
 def _canonical_final_url(url: str | None, task: Task) -> str | None:

@@ -18,7 +18,8 @@ SLOW_DOWN_STATUSES = frozenset({429, 503})
 RECORD_FIELDS = (
     "url", "final_url", "status", "ok", "error", "depth", "parent", "fetched_at",
     "elapsed_ms", "parse_ms", "content_type", "bytes", "title", "description",
-    "lang", "canonical", "links", "fields", "worker",
+    "lang", "canonical", "links", "fields", "worker", "etag", "last_modified", "sha256",
+    "unchanged", "warc",
 )  # fmt: skip
 
 
@@ -43,11 +44,20 @@ class Task:
     hops: int = 0  # redirects followed to get here
     spent_ms: float = 0.0  # time the earlier hops took, out of the page's --timeout
     retries: int = 0  # times the scheduler sent it again after a 429 or 503
+    # --since: validators of the old record, sent as If-None-Match / If-Modified-Since
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
 
     @property
     def target(self) -> str:
         """The URL to request."""
         return self.fetch_url or self.url
+
+    @property
+    def validators(self) -> dict[str, str]:
+        """The conditional request headers of a re-crawl (--since), if any."""
+        headers = {"If-None-Match": self.if_none_match, "If-Modified-Since": self.if_modified_since}
+        return {name: value for name, value in headers.items() if value}
 
     @property
     def first_try(self) -> bool:
@@ -56,7 +66,8 @@ class Task:
 
     def __reduce__(self) -> tuple:  # twice as fast as a slotted dataclass's default
         return (Task, (self.id, self.url, self.depth, self.parent, self.kind, self.attempt,
-                       self.fetch_url, self.hops, self.spent_ms, self.retries))  # fmt: skip
+                       self.fetch_url, self.hops, self.spent_ms, self.retries,
+                       self.if_none_match, self.if_modified_since))  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -87,7 +98,8 @@ class WorkerSpec:
     worker can resolve it wherever it runs; `threads` is the most fetch
     threads one worker process runs. `auth` (Basic) and the credential
     headers of `headers` (Authorization, Cookie) go only to `private_origins`:
-    a worker decides per request, redirect hops included.
+    a worker decides per request, redirect hops included. `warc` is a folder
+    on the worker's machine.
     """
 
     timeout: float
@@ -102,6 +114,7 @@ class WorkerSpec:
     cookies: tuple[tuple[str, str, str, str, bool], ...] = field(default=(), repr=False)  # cookies.CookieSpec
     auth: str | None = field(default=None, repr=False)  # "user:password", HTTP Basic
     private_origins: tuple[str, ...] = ()  # the seeds' origins: the only ones given credentials
+    warc: str | None = None  # --warc: the folder each worker writes its own .warc.gz into, where it runs
 
 
 def utc_now() -> str:
@@ -130,6 +143,11 @@ def new_record(task: Task, worker: str) -> dict[str, Any]:
         "links": [],
         "fields": {},
         "worker": worker,
+        "etag": None,
+        "last_modified": None,
+        "sha256": None,
+        "unchanged": False,
+        "warc": None,
     }
 
 

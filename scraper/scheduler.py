@@ -19,6 +19,7 @@ from typing import Any
 from .config import CrawlConfig
 from .frontier import Frontier, UrlFilter
 from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, failed_record
+from .since import Since
 from .urls import canonicalize, host_of, wire_url
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         max_threads: int = 1,
         queue_ahead: int = 0,
+        since: Since | None = None,
     ) -> None:
         """`max_threads`: fetch threads a worker may run (one, unless processes run
-        several); `queue_ahead`: see Frontier."""
+        several); `queue_ahead`: see Frontier; `since`: the old crawl of a re-crawl."""
         self.config = config
+        self.since = since
         self.clock = clock
         self.frontier = Frontier(
             allowed_hosts=allowed_hosts,
@@ -113,6 +116,8 @@ class Scheduler:
             task = self.frontier.next_ready(now)
             if task is None:
                 break
+            if self.since is not None:
+                task = self.since.conditional(task)
             self.in_flight[task.id] = task
             ready.append(task)
         return ready
@@ -145,6 +150,8 @@ class Scheduler:
         if not self._goes_on(task, result, now):
             self.frontier.done(task, now)
             self._last_hop.pop(task.id, None)
+            if self.since is not None:
+                self.since.settle(result.record)  # a 304 gets the old links: offered next
             self._offer_links(task, result)
             return [result, *self._refused(now)]
         return self._refused(now)

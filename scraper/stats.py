@@ -21,12 +21,14 @@ class CrawlStats:
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
     sitemap_urls: int = 0  # page URLs the sitemaps gave (--sitemaps), scheduled or not
+    unchanged: int = 0  # --since: pages found unchanged (304, or the same body)
     interrupted: bool = False
 
     def count(self, record: dict[str, Any]) -> None:
         kind = error_kind(record["error"])
         if kind is None:
             self.ok += 1
+            self.unchanged += bool(record.get("unchanged"))
         else:
             self.errors[kind] += 1
 
@@ -61,6 +63,8 @@ class CrawlStats:
             lines.append("slowed down (429/503): " + _by_count(self.slowed))
         if self.sitemap_urls:
             lines.append(f"sitemaps: {self.sitemap_urls} URLs given")
+        if self.unchanged:
+            lines.append(f"unchanged since the last crawl: {self.unchanged} pages")
         if self.resumed:
             lines.append(f"resumed: {self.resumed} pages were already recorded")
         if self.worker_failures:

@@ -26,12 +26,13 @@ class WireError(ValueError):
 _TASK_TYPES: dict[str, tuple[type, ...]] = {
     "id": (int,), "url": (str,), "depth": (int,), "parent": (str, type(None)), "kind": (str,),
     "attempt": (int,), "fetch_url": (str, type(None)), "hops": (int,), "spent_ms": (int, float),
-    "retries": (int,),
+    "retries": (int,), "if_none_match": (str, type(None)), "if_modified_since": (str, type(None)),
 }  # fmt: skip
 _SPEC_TYPES: dict[str, tuple[type, ...]] = {
     "timeout": (int, float), "max_bytes": (int,), "retries": (int,), "user_agent": (str,),
     "select": (list,), "parse": (str, type(None)), "threads": (int,),
     "headers": (list,), "cookies": (list,), "auth": (str, type(None)), "private_origins": (list,),
+    "warc": (str, type(None)),
 }  # fmt: skip
 _COOKIE_TYPES = (str, str, str, str, bool)  # cookies.CookieSpec
 

@@ -2,7 +2,9 @@
 
 `SiteServer` serves a {path: bytes} site (by default scraper.demo's generated
 site, plus a 404 link and a redirect) from a thread, logs every request with
-its headers, and can delay responses.
+its headers, and can delay responses. Pages may send an ETag and a
+Last-Modified (`etags`, `modified`), answered with 304 to a conditional
+request that matches them, and be sent gzip-encoded (`gzipped`).
 
 `expected_crawl()` is the oracle: a breadth-first search over the site's own
 link graph, read from the HTML with a regular expression (not with the
@@ -12,6 +14,7 @@ robots.txt Disallow rules.
 
 from __future__ import annotations
 
+import gzip
 import html
 import re
 import threading
@@ -60,6 +63,10 @@ class SiteServer:
     answers: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     content_types: dict[str, str] = field(default_factory=dict)  # path -> Content-Type header (sitemaps)
+    etags: dict[str, str] = field(default_factory=dict)  # path -> its ETag header (quoted)
+    modified: dict[str, str] = field(default_factory=dict)  # path -> its Last-Modified header
+    gzipped: set[str] = field(default_factory=set)  # paths sent with Content-Encoding: gzip
+    not_modified: int = 0  # 304s answered
 
     def __repr__(self) -> str:
         return f"SiteServer({self.origin}, {len(self.site)} paths, {len(self.requests)} requests)"
@@ -88,6 +95,18 @@ class SiteServer:
 
     def count(self, path: str) -> int:
         return self.paths().count(path)
+
+    def headers_of(self, path: str) -> list[dict[str, str]]:
+        """The headers of each request for `path`, in order."""
+        with self._lock:
+            return [request.headers for request in self.requests if request.path == path]
+
+    def not_modified_since(self, path: str, headers: Any) -> bool:
+        """RFC 9110 13.1: If-None-Match decides when sent; else If-Modified-Since (as equal dates)."""
+        etag, modified = self.etags.get(path), self.modified.get(path)
+        if headers.get("If-None-Match") is not None:
+            return etag is not None and etag in [tag.strip() for tag in headers["If-None-Match"].split(",")]
+        return modified is not None and headers.get("If-Modified-Since") == modified
 
     def page_paths(self) -> list[str]:
         return [path for path in self.paths() if path != "/robots.txt"]
@@ -189,10 +208,17 @@ class SiteServer:
                 if answer is not None:
                     self._send_answer(*answer)
                     return
+                extra = []
                 if location is not None:
                     status, body = 301, b"moved"
                 elif body is not None:
-                    status = 200
+                    status, extra = 200, self._validators()
+                    if server.not_modified_since(self.path, self.headers):
+                        status, body = 304, b""
+                        with server._lock:
+                            server.not_modified += 1
+                    elif self.path in server.gzipped:
+                        body, extra = gzip.compress(body), [*extra, "Content-Encoding: gzip"]
                 else:
                     status, body = 404, b"not found"
                 kind = "text/plain" if self.path.endswith(".txt") or status != 200 else "text/html"
@@ -200,7 +226,7 @@ class SiteServer:
                 if status == 200 and self.path in server.content_types:
                     kind = server.content_types[self.path]
                 head = [f"HTTP/1.1 {status} {self.responses[status][0]}",
-                        f"Content-Type: {kind}", f"Content-Length: {len(body)}"]
+                        f"Content-Type: {kind}", f"Content-Length: {len(body)}", *extra]
                 if location is not None:
                     head.append(f"Location: {location}")
                 head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode()
@@ -212,6 +238,10 @@ class SiteServer:
                     self.wfile.write(head_bytes)
                     time.sleep(pause)
                     self.wfile.write(body)
+
+            def _validators(self) -> list[str]:
+                sent = {"ETag": server.etags.get(self.path), "Last-Modified": server.modified.get(self.path)}
+                return [f"{name}: {value}" for name, value in sent.items() if value]
 
             def _send_answer(self, status: int, headers: dict[str, str]) -> None:
                 body = f"{status}".encode()

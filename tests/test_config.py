@@ -106,6 +106,7 @@ def test_bad_value_of_wrong_type_raises_usage_error(name, value):
         ({"resume": True, "overwrite_output": "b.jsonl"}, "resume"),
         ({"backend": "fibers"}, "process, thread"),
         ({"depth": -1}, "depth"),
+        ({"since": "old.jsonl", "overwrite_output": "./old.jsonl"}, "since"),
     ],
 )
 def test_usage_error_messages(kwargs, message):

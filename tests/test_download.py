@@ -520,3 +520,64 @@ def test_credentials_go_to_the_private_origins_only():
         headers = _sent_headers(session, other)
         assert "Authorization" not in headers and headers["X-A"] == "1", other
     assert "u:p" not in repr(session.auth) and "dTpw" not in repr(session.auth)
+# -- --since and --warc: conditional requests, validators, the body as received ------------
+
+ARCHIVE = Limits(timeout=5.0, max_bytes=1000, retries=0, archive=True)
+
+
+def test_validators_are_sent_and_a_304_that_answers_them_is_no_error(mock, session):
+    mock.get(URL, status=304, headers={"ETag": '"v1"'})
+    result = download(session, URL, LIMITS, headers={"If-None-Match": '"v1"'})
+    assert mock.calls[0].request.headers["If-None-Match"] == '"v1"'
+    assert (result.status, result.error, result.body, result.etag) == (304, None, b"", '"v1"')
+
+
+def test_a_304_to_a_plain_request_is_still_an_error(mock, session):
+    mock.get(URL, status=304)
+    result, _ = fetch(session)
+    assert (result.status, result.error) == (304, "http_304")
+
+
+def test_etag_and_last_modified_are_read(mock, session):
+    mock.get(URL, body=b"x", headers={"ETag": 'W/"a"', "Last-Modified": "Mon, 30 Nov 2026 10:00:00 GMT"})
+    result, _ = fetch(session)
+    assert (result.etag, result.last_modified) == ('W/"a"', "Mon, 30 Nov 2026 10:00:00 GMT")
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_archive_keeps_the_body_as_received_and_decodes_it(mock, session, encoding):
+    html = b"<html>" + b"a" * 900 + b"</html>"
+    mock.get(URL, body=COMPRESS[encoding](html), headers={"Content-Encoding": encoding})
+    result = download(session, URL, ARCHIVE)
+    assert (result.error, result.body) == (None, html)
+    [exchange] = result.exchanges
+    assert (exchange.body, exchange.truncated) == (COMPRESS[encoding](html), False)
+    assert exchange.status_line == "200 OK"
+    assert ("Content-Encoding", encoding) in exchange.response_headers
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_archive_still_bounds_a_decompression_bomb(mock, session, encoding):
+    mock.get(URL, body=COMPRESS[encoding](b"a" * 5_000_000), headers={"Content-Encoding": encoding})
+    result = download(session, URL, Limits(timeout=5.0, max_bytes=20_000, retries=0, archive=True))
+    assert result.error.startswith("too_large") and result.body == b""
+    assert not result.exchanges[0].truncated  # all of the small bomb was received
+
+
+def test_archive_marks_a_body_cut_at_max_bytes(mock, session):
+    mock.get(URL, body=b"x" * 5000)
+    result = download(session, URL, ARCHIVE)
+    assert result.error.startswith("too_large")
+    assert result.exchanges[0].truncated and len(result.exchanges[0].body) <= 1000
+
+
+def test_archive_keeps_every_hop_and_attempt(mock, session):
+    sized = {"auto_calculate_content_length": True}
+    mock.get(URL, status=301, headers={"Location": "/next"}, body=b"moved", **sized)
+    mock.get(URL + "next", status=503, body=b"busy", **sized)
+    result = download(session, URL, Limits(timeout=5.0, max_bytes=1000, retries=1, archive=True),
+                      sleep=lambda s: None)  # fmt: skip
+    assert [(e.url, e.status_line.split()[0], e.body) for e in result.exchanges] == [
+        (URL, "301", b"moved"), (URL + "next", "503", b"busy"), (URL, "301", b"moved"),
+        (URL + "next", "503", b"busy")]  # fmt: skip
+    assert ("User-Agent", "testbot/1.0") in result.exchanges[0].request_headers

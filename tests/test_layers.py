@@ -31,10 +31,11 @@ OWNERS = {
     "protego": {"robots"},
     "w3lib": {"urls", "parse"},  # parse: w3lib.encoding reads <meta> charsets
     "tqdm": {"cli"},
+    "warcio": {"warc"},  # --warc: written in the worker, beside the fetch
     "matplotlib": {"compare"},
     "multiprocessing": {"backends.process", "demo", "bench"},
-    # parse: a thread-local parser; deadline: the watchdog thread
-    "threading": {"backends.process", "backends.thread", "demo", "parse", "deadline"},
+    # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
+    "threading": {"backends.process", "backends.thread", "demo", "parse", "deadline", "warc"},
 }
 SUBPACKAGES = ("backends",)
 

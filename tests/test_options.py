@@ -129,6 +129,8 @@ SAMPLES = {
     "cookie": ("sid=42", (("sid", "42"),)),
     "cookies": (COOKIE_FILE, COOKIE_FILE),
     "auth": ("user:pa:ss", "user:pa:ss"),
+    "since": ("old.jsonl", "old.jsonl"),
+    "warc": ("archive", "archive"),
 }
 
 
@@ -338,7 +340,9 @@ def test_rules_name_fields_in_the_library():
         "resume continues its output: give it with output, not overwrite_output")
     assert library_error(output="a", overwrite_output="b") == "give output or overwrite_output, not both"
     assert library_error(resume=True) == "resume needs the output file of the crawl (output)"
-    assert len(RULES) == 3
+    assert library_error(since="a", overwrite_output="a") == (
+        "since is read while the crawl runs: it cannot be the file overwrite_output empties")
+    assert len(RULES) == 4
 
 
 def test_rules_name_options_on_the_command_line(capsys):

@@ -21,22 +21,32 @@ from scraper.wire import (
 )
 
 TASK = Task(7, "http://example.com/p?a=1", depth=2, parent="http://example.com/", attempt=1,
-            fetch_url="http://example.com/p?a=1&u=https://x.y", hops=1, spent_ms=12.5, retries=1)  # fmt: skip
+            fetch_url="http://example.com/p?a=1&u=https://x.y", hops=1, spent_ms=12.5, retries=1,
+            if_none_match='W/"abc"', if_modified_since="Mon, 30 Nov 2026 10:00:00 GMT")  # fmt: skip
 SPEC = WorkerSpec(timeout=10.0, max_bytes=1024, retries=2, user_agent="bot/1", select=(("h", "h1"),),
                   parse="my_module:my_parse", threads=32, headers=(("X-Token", "t"),),
                   cookies=(("127.0.0.1", "/", "sid", "1", False), (".example.org", "/a", "s", "", True)),
-                  auth="user:pass", private_origins=("http://127.0.0.1:8080",))  # fmt: skip
+                  auth="user:pass", private_origins=("http://127.0.0.1:8080",),
+                  warc="/var/archive")  # fmt: skip
 
 
 def test_task_spec_and_result_survive_a_round_trip():
     assert load_task(dump_task(TASK)) == TASK
     assert load_spec(dump_spec(SPEC)) == SPEC
-    record = {**new_record(TASK, "host-a:1/2"), "title": "caf\u00e9 \u2603", "links": ["http://example.com/x"]}
+    record = {**new_record(TASK, "host-a:1/2"), "title": "caf\u00e9 \u2603", "links": ["http://example.com/x"],
+              "etag": '"e"', "sha256": "ab" * 32, "unchanged": True}
+    record["warc"] = {"file": "w.warc.gz", "offset": 9}
     result = Result(TASK, record, robots_body=b"User-agent: *\n\xff", cpu_ms=1.5, wall_ms=3.0,
                     redirect_to="http://example.com/y", retry_after=2.0, link_urls={"a": "b"})  # fmt: skip
     back = load_result(dump_result(result))
     assert (back.task, back.record, back.robots_body, back.redirect_to, back.link_urls) == (
         TASK, record, b"User-agent: *\n\xff", "http://example.com/y", {"a": "b"})  # fmt: skip
+
+
+def test_a_task_round_trip_keeps_the_validators_and_pickles_them_too():
+    assert load_task(dump_task(TASK)).validators == TASK.validators == {
+        "If-None-Match": 'W/"abc"', "If-Modified-Since": "Mon, 30 Nov 2026 10:00:00 GMT"}  # fmt: skip
+    assert pickle.loads(pickle.dumps(TASK)) == TASK
 
 
 def test_every_message_carries_the_version():
