@@ -74,7 +74,7 @@ class CrawlConfig:
 
     output: str | None = option(
         None, "-o", "--output", kind=FILE_PATH, metavar="FILE",
-        help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
+        help=f"JSONL output, appended to; '-' for standard output (default: {DEFAULT_OUTPUT})")
     overwrite_output: str | None = option(
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
         help="JSONL output, truncated first")
@@ -169,4 +169,5 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.resume and c.overwrite_output),
      "{resume} continues its output: give it with {output}, not {overwrite_output}"),
     (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
+    (lambda c: not (c.resume and c.output == "-"), "{resume} reads its output again: give {output} a file"),
 )

@@ -106,6 +106,7 @@ class Crawl:
         yield from self.aggregator.flush()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
         self.stats.slowed.update(self.scheduler.frontier.slowed)
+        self.stats.details.update(self.scheduler.frontier.robots_failures)
 
     def _mark_done(self, path: str) -> list[int]:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""

@@ -41,6 +41,9 @@ BACKOFF_CAP = 10.0
 MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
+# A host name that does not resolve is not retried: it will not resolve a second
+# later either (as curl --retry and wget do not retry "could not resolve host").
+UNRESOLVED = "cannot resolve host name"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
 
 
@@ -190,6 +193,8 @@ def is_retryable(result: Download, statuses: frozenset[int] = RETRY_STATUSES) ->
     """
     if result.status is not None and result.error and result.error.startswith("http_"):
         return result.status in statuses
+    if result.error and result.error.startswith(f"{errors.CONNECTION}: {UNRESOLVED}"):
+        return False
     return result.error == CONNECT_TIMEOUT or errors.error_kind(result.error) == errors.CONNECTION
 
 
@@ -345,6 +350,12 @@ def _take_body(result: Download, response: requests.Response, limits: Limits) ->
 
 def classify(exc: BaseException) -> str:
     """The error kind (and detail) of an exception raised while fetching."""
+    unresolved = _unresolved_host(exc)
+    if unresolved is not None:
+        return errors.describe(errors.CONNECTION, unresolved)
+    refused = _refused(exc)
+    if refused is not None:
+        return errors.describe(errors.CONNECTION, refused)
     detail = _short(exc)
     if isinstance(exc, requests.ConnectTimeout):
         return CONNECT_TIMEOUT
@@ -361,6 +372,42 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return errors.describe(errors.CONNECTION, detail)
     return errors.describe(errors.INTERNAL, detail)
+
+
+def _unresolved_host(exc: BaseException) -> str | None:
+    """`cannot resolve host name 'x' (reason)` when name resolution failed, else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            reason = getattr(cause, "_reason", None)
+            why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+            return f"{UNRESOLVED} {getattr(cause, '_host', '?')!r} ({why})"
+    return None
+
+
+def _refused(exc: BaseException) -> str | None:
+    """`host:port: Connection refused` (or another reason a connection was not made)."""
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            reason = next((c for c in _causes(cause) if isinstance(c, OSError) and c.strerror), None)
+            conn = getattr(cause, "conn", None)
+            if reason is not None and conn is not None:
+                return f"{conn.host}:{conn.port}: {reason.strerror}"
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps: requests and urllib3 nest the real error in
+    `args[0]` or `reason` (MaxRetryError), Python in `__cause__`/`__context__`."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo and len(found) < 20:
+        cause = todo.pop()
+        if any(cause is seen for seen in found):
+            continue
+        found.append(cause)
+        nested = [getattr(cause, "reason", None), cause.__cause__, cause.__context__, *cause.args[:1]]
+        todo.extend(item for item in nested if isinstance(item, BaseException))
+    return found
 
 
 def _short(exc: BaseException) -> str:

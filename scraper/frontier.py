@@ -105,6 +105,7 @@ class Frontier:
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
         self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
+        self.robots_failures: Counter[str] = Counter()  # why an origin's robots.txt was unavailable
         self.admitted = 0  # pages scheduled (the max-pages count)
         self._ids = itertools.count(1)
         self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
@@ -113,6 +114,7 @@ class Frontier:
         self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
         self._waiting: dict[str, Task] = {}  # URL -> its task, until handed out
         self._refused: list[tuple[Task, str]] = []  # redirect hops that may not go on
+        self._done_before: set[str] = set()  # recorded by the run that --resume continues
 
     # -- offering URLs ---------------------------------------------------
 
@@ -127,7 +129,8 @@ class Frontier:
         if reason == SKIP_DUPLICATE and self._moves_up(url, depth, parent):
             return True
         if reason is not None:
-            self.skipped[reason] += 1
+            if url not in self._done_before:  # a page of an earlier run is no duplicate
+                self.skipped[reason] += 1
             return False
         self.seen.add(url)
         task = Task(next(self._ids), url, depth, parent, fetch_url=fetch_url if fetch_url != url else None)
@@ -172,6 +175,7 @@ class Frontier:
         """Treat `url` as fetched in an earlier run (resume): it counts, and never comes again."""
         if url not in self.seen:
             self.seen.add(url)
+            self._done_before.add(url)
             self.admitted += 1
 
     def _rejection(self, url: str, depth: int) -> str | None:
@@ -225,13 +229,15 @@ class Frontier:
         refused, self._refused = self._refused, []
         return refused
 
-    def robots_arrived(self, task: Task, status: int | None, body: bytes) -> None:
-        """The answer to a ROBOTS task (`status` None: no answer); admits the URLs that waited for it."""
+    def robots_arrived(self, task: Task, status: int | None, body: bytes, error: str | None = None) -> None:
+        """The answer to a ROBOTS task (`status` None: no answer, for the reason
+        `error`); admits the URLs that waited for it."""
         key = origin_of(task.url)
         origin = self._origins[key]
         origin.rules = rules_from_response(status, body, self.robots_token)
         if origin.rules.unavailable:
-            answer = f"answered {status}" if status is not None else "did not answer"
+            answer = f"answered {status}" if status is not None else f"did not answer ({error})"
+            self.robots_failures[f"{key}/robots.txt {answer}"] += 1
             log.warning("%s/robots.txt %s: nothing of that origin is crawled (RFC 9309)", key, answer)
         slot = self._hosts[host_of(task.url)]
         crawl_delay = origin.rules.crawl_delay()

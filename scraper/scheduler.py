@@ -131,7 +131,7 @@ class Scheduler:
             self.frontier.done(task, now)
             failed = result.record["error"] is not None and result.record["error"].startswith("http_")
             status = result.record["status"] if not result.record["error"] or failed else None
-            self.frontier.robots_arrived(task, status, result.robots_body or b"")
+            self.frontier.robots_arrived(task, status, result.robots_body or b"", result.record["error"])
             return self._refused(now)
         if result.redirect_to is not None and self.stopping:
             self.frontier.done(task, now)  # not finished: --resume fetches it again

@@ -9,6 +9,8 @@ from typing import Any
 
 from .errors import error_kind
 
+MAX_DETAILS = 1000  # distinct error strings counted (their number is unbounded)
+
 
 @dataclass
 class CrawlStats:
@@ -16,6 +18,7 @@ class CrawlStats:
     finished: float | None = None
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    details: Counter[str] = field(default_factory=Counter)  # whole error strings, for "nothing succeeded"
     skipped: Counter[str] = field(default_factory=Counter)
     slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
@@ -28,6 +31,8 @@ class CrawlStats:
             self.ok += 1
         else:
             self.errors[kind] += 1
+            if len(self.details) < MAX_DETAILS or record["error"] in self.details:
+                self.details[record["error"]] += 1
 
     def finish(self) -> None:
         self.finished = time.monotonic()
@@ -48,8 +53,8 @@ class CrawlStats:
     def summary(self) -> str:
         """A few lines for stderr: pages, errors by kind, skips, rate and time."""
         lines = [
-            f"{self.pages} pages in {self.duration:.2f} s ({self.pages_per_second:.1f} pages/s): "
-            f"{self.ok} ok, {sum(self.errors.values())} errors"
+            f"{plural(self.pages, 'page')} in {self.duration:.2f} s ({self.pages_per_second:.1f} pages/s): "
+            f"{self.ok} ok, {plural(sum(self.errors.values()), 'error')}"
             + (" (interrupted)" if self.interrupted else "")
         ]
         if self.errors:
@@ -59,10 +64,26 @@ class CrawlStats:
         if self.slowed:
             lines.append("slowed down (429/503): " + _by_count(self.slowed))
         if self.resumed:
-            lines.append(f"resumed: {self.resumed} pages were already recorded")
+            lines.append(f"resumed: {plural(self.resumed, 'page')} already recorded")
         if self.worker_failures:
             lines.append(f"worker failures (died or hung; workers restarted): {self.worker_failures}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.nothing_succeeded())
+
+    def nothing_succeeded(self) -> list[str]:
+        """Lines that say so when no page succeeded, and the most common reason."""
+        if self.ok or self.interrupted:
+            return []
+        if not self.pages:
+            why = f": {self.details.most_common(1)[0][0]}" if self.details else ""
+            return [f"scraper: nothing was crawled{why}"]
+        error, count = self.details.most_common(1)[0]
+        share = "all" if count == self.pages else f"{count} of them"
+        return [f"scraper: nothing succeeded: {plural(self.pages, 'page')} failed, {share} with {error}"]
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 page`, `2 pages`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _by_count(counter: Counter[str]) -> str:

@@ -304,7 +304,8 @@ def test_rules_name_fields_in_the_library():
         "resume continues its output: give it with output, not overwrite_output")
     assert library_error(output="a", overwrite_output="b") == "give output or overwrite_output, not both"
     assert library_error(resume=True) == "resume needs the output file of the crawl (output)"
-    assert len(RULES) == 3
+    assert library_error(resume=True, output="-") == "resume reads its output again: give output a file"
+    assert len(RULES) == 4
 
 
 def test_rules_name_options_on_the_command_line(capsys):
@@ -326,6 +327,7 @@ CONTRADICTIONS = [
     (["--demo", "--resume", "-o", "x.jsonl"], NOT_WITH_RESUME),
     (["s.txt", "--select", "a=h1", "--select", "b=h2", "--select", "a = p"],
      "--select names the field 'a' twice"),
+    (["s.txt", "--resume", "-o", "-"], "--resume reads its output again: give -o/--output a file"),
 ]
 
 
