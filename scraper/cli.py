@@ -20,7 +20,7 @@ from typing import Any
 from ._version import __version__
 from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers
 from .crawl import Crawl
-from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError
+from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError, configure_logging
 from .journal import STDOUT, OutputError
 from .options import OPTION, POSITIVE_INT, Option, SettingError
 from .seeds import parse_seeds, problem_lines, seed_lines
@@ -351,12 +351,10 @@ class _NoProgress:
 
 
 def _setup_logging(level: int) -> None:
+    """-q: errors only; default: warnings; -v: a line per failed page, retry, robots.txt
+    skip and slow-down; -vv: debug."""
     levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
-    logging.basicConfig(
-        level=levels.get(max(-1, min(level, 2)), logging.DEBUG),
-        format="scraper: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(levels.get(max(-1, min(level, 2)), logging.DEBUG))
 
 
 def positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ w3lib's safe_url_string, as Scrapy sends them.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import socket
@@ -40,6 +41,8 @@ BACKOFF_CAP = 10.0
 # A longer Retry-After is cut to this: the fetch thread would sit idle for longer.
 MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
 # A host name that does not resolve is not retried: it will not resolve a second
 # later either (as curl --retry and wget do not retry "could not resolve host").
@@ -164,6 +167,8 @@ def download(
         wait = retry_delay(result, attempt, limits.retries, limits.retry_statuses)
         if wait is None:
             break
+        log.info("%s: %s; retry %d of %d in %.1f s", url, result.error or f"status {result.status}",
+                 attempt + 1, limits.retries, wait)  # fmt: skip
         sleep(wait)
         attempt += 1
     result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -207,6 +207,8 @@ class Frontier:
             why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
             self._refuse(task, errors.describe(errors.ROBOTS_DISALLOWED, f"{why}: {task.target}"))
         else:
+            why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
+            log.info("skipped: %s: %s", task.url, why)
             self._skip(task, SKIP_ROBOTS_UNAVAILABLE if rules.unavailable else SKIP_ROBOTS)
 
     def _push(self, task: Task) -> None:
@@ -286,6 +288,7 @@ class Frontier:
             pause = slot.backoff
         slot.paused_until = max(slot.paused_until, now + pause)
         self.slowed[host] += 1
+        log.debug("slowing down %s for %.1f s", host, pause)
         return pause
 
     def speed_up(self, host: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import read_jsonl, wait_until
+from siteserver import MISSING, PRIVATE
 
 from scraper import download
 from scraper.stats import CrawlStats
@@ -191,7 +192,8 @@ def test_a_name_that_does_not_resolve_is_not_retried(monkeypatch):
     limits = download.Limits(timeout=5, max_bytes=1000, retries=3)
     with download.new_session("test") as session:
         result = download.download(session, "http://no-such-host.example/", limits, sleep=waits.append)
-    assert result.error == "connection: cannot resolve host name 'no-such-host.example' (Name or service not known)"
+    assert result.error == (
+        "connection: cannot resolve host name 'no-such-host.example' (Name or service not known)")
     assert waits == []
 
 
@@ -255,3 +257,22 @@ def test_sigterm_is_worded_as_sigterm(start_cli, write_seeds, serve):
     result = process.wait(30)
     assert result.rc == 143, result
     assert "SIGTERM" in result.stderr and "Ctrl-C" not in result.stderr, result
+
+
+# -- 5. -v: one line per failed page, retry, robots.txt skip; nothing per page without it ------------
+
+
+@pytest.mark.parametrize("backend", [["--backend", "thread"], ["--start-method", "spawn"]],
+                         ids=["thread", "spawn"])
+def test_verbose_gives_a_line_per_failure_retry_and_robots_skip(run_cli, write_seeds, small_site, backend):
+    seeds = write_seeds(small_site.url("/"), small_site.url(MISSING), small_site.url(PRIVATE),
+                        "http://127.0.0.1:9/")  # fmt: skip
+    args = (seeds, "-O", "out.jsonl", "--retries", "1", "-w", "2", *backend)
+    quiet, verbose = run_cli(*args), run_cli(*args, "-v")
+    assert "INFO" not in quiet.stderr and MISSING not in quiet.stderr, quiet
+    lines = verbose.stderr.splitlines()
+    assert any(MISSING in line and "http_404" in line for line in lines), verbose
+    assert any(PRIVATE in line and "robots.txt" in line for line in lines), verbose
+    assert any("127.0.0.1:9" in line and "retry 1 of 1" in line for line in lines), verbose  # from a worker
+    debug = run_cli(*args, "-vv")
+    assert "DEBUG: fetched: " in debug.stderr, debug
