@@ -276,3 +276,21 @@ def test_verbose_gives_a_line_per_failure_retry_and_robots_skip(run_cli, write_s
     assert any("127.0.0.1:9" in line and "retry 1 of 1" in line for line in lines), verbose  # from a worker
     debug = run_cli(*args, "-vv")
     assert "DEBUG: fetched: " in debug.stderr, debug
+
+
+# -- 6. --max-pages: the first N pages in breadth-first order, every run, every backend ----------------
+
+
+def test_max_pages_takes_the_same_pages_on_every_run_and_backend(serve, write_seeds, run_cli):
+    site = serve(pages=300, jitter=0.02)  # answers arrive in a different order each run
+    seeds = write_seeds(site.url("/"))
+    runs = [["--backend", "thread", "-w", "8"], ["--backend", "process", "-w", "2"],
+            ["--backend", "thread", "-w", "3"], ["--backend", "process", "-w", "3"],
+            ["--backend", "thread", "-w", "1", "--concurrency", "1"]]  # fmt: skip
+    pages = []
+    for number, backend in enumerate(runs):
+        result = run_cli(seeds, "--depth", "3", "--max-pages", "40", "-O", f"run{number}.jsonl", "-q",
+                         *backend)  # fmt: skip
+        assert result.rc == 0 and len(result.records) == 40, result
+        pages.append(frozenset(record["url"] for record in result.records))
+    assert len(set(pages)) == 1, [len(p - pages[-1]) for p in pages]
