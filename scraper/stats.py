@@ -74,11 +74,16 @@ class CrawlStats:
         if self.ok or self.interrupted:
             return []
         if not self.pages:
-            why = f": {self.details.most_common(1)[0][0]}" if self.details else ""
+            why = f": {self._most_common()[0]}" if self.details else ""
             return [f"scraper: nothing was crawled{why}"]
-        error, count = self.details.most_common(1)[0]
+        error, count = self._most_common()
         share = "all" if count == self.pages else f"{count} of them"
         return [f"scraper: nothing succeeded: {plural(self.pages, 'page')} failed, {share} with {error}"]
+
+
+    def _most_common(self) -> tuple[str, int]:
+        """The most common error string (the first in sort order on a tie: the same every run)."""
+        return min(self.details.items(), key=lambda item: (-item[1], item[0]))
 
 
 def plural(n: int, noun: str) -> str:
