@@ -294,3 +294,17 @@ def test_max_pages_takes_the_same_pages_on_every_run_and_backend(serve, write_se
         assert result.rc == 0 and len(result.records) == 40, result
         pages.append(frozenset(record["url"] for record in result.records))
     assert len(set(pages)) == 1, [len(p - pages[-1]) for p in pages]
+
+
+# -- 7. --compare concludes nothing from runs that failed -------------------------------------------
+
+
+def test_compare_offline_draws_no_conclusion(write_seeds, tmp_path):
+    seeds = write_seeds("http://no-such-host.example/", "http://no-such-host.example/a")
+    with no_name_resolves() as inside:
+        done = subprocess.run([*inside, sys.executable, "-m", "scraper", str(seeds), "--compare", "-w", "2",
+                               "--ignore-robots", "-o", str(tmp_path / "out.jsonl")],
+                              capture_output=True, text=True, timeout=90)  # fmt: skip
+    assert done.returncode == 0 and no_traceback(done.stderr), done
+    assert "No conclusion: pages failed (serial: 2 of 2 pages failed" in done.stdout, done.stdout
+    assert "same 2 pages" not in done.stdout and "threads are enough" not in done.stdout, done.stdout
