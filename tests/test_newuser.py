@@ -308,3 +308,35 @@ def test_compare_offline_draws_no_conclusion(write_seeds, tmp_path):
     assert done.returncode == 0 and no_traceback(done.stderr), done
     assert "No conclusion: pages failed (serial: 2 of 2 pages failed" in done.stdout, done.stdout
     assert "same 2 pages" not in done.stdout and "threads are enough" not in done.stdout, done.stdout
+
+
+# -- 9. a line where a line is due -------------------------------------------------------------------
+
+UNGUARDED = """\
+import sys
+import scraper
+
+records = scraper.crawl([sys.argv[1]], workers=2, backend="process", start_method="spawn")
+print(len(records))
+"""
+
+
+def test_a_script_without_a_main_guard_is_told_about_the_guard(small_site, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script), small_site.url("/")], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)  # fmt: skip
+    assert done.returncode != 0, done
+    assert "if __name__ == '__main__':" in done.stderr.splitlines()[-1], done.stderr[-3000:]
+    assert "parse callback" not in done.stderr.splitlines()[-1].split("(their own")[0], done.stderr[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_the_demo_prints_no_traceback(start_cli, cli_cwd):
+    process = start_cli("--demo", "-w", "2")
+    assert wait_until(lambda: any((cli_cwd / "data").glob("demo.io.*.jsonl")), 60), "the demo did not start"
+    time.sleep(0.5)
+    process.signal_group(signal.SIGINT)  # what Ctrl-C in a terminal does
+    result = process.wait(30)
+    assert result.rc == 130, result
+    assert no_traceback(result.stderr), result
