@@ -236,9 +236,11 @@ def run_crawl(
     with _stop_on_signals(crawl) as received:
         try:
             with crawl, _progress(show_progress, expected_pages(config, seeds)) as bar:
+                errors = 0  # of the records drawn (the stats run ahead by a batch)
                 for record in crawl.run():
                     if record["error"]:  # first, so that the count is drawn with this page
-                        bar.set_postfix(errors=sum(crawl.stats.errors.values()), refresh=False)
+                        errors += 1
+                        bar.set_postfix(errors=errors, refresh=False)
                     bar.update(1)
         except CrawlInterrupted:
             pass  # a second signal: the crawl was closed at once

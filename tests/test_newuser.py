@@ -8,13 +8,17 @@ namespace in which no host name resolves (no lookup leaves the machine).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Iterator
@@ -340,3 +344,89 @@ def test_ctrl_c_during_the_demo_prints_no_traceback(start_cli, cli_cwd):
     result = process.wait(30)
     assert result.rc == 130, result
     assert no_traceback(result.stderr), result
+
+
+# -- 10. the progress bar ------------------------------------------------------------------------
+
+
+def run_on_a_terminal(args: list[str], cwd: Path, interrupt_after: float | None = None) -> tuple[int, str]:
+    """`python -m scraper ARGS` with stderr on a pseudo-terminal; (exit status, what the terminal got)."""
+    import pty
+
+    main, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a real size
+    env = dict(os.environ, COLUMNS="100", TERM="xterm")
+    process = subprocess.Popen([sys.executable, "-m", "scraper", *args], cwd=cwd, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=secondary)  # fmt: skip
+    os.close(secondary)
+    started, seen = time.monotonic(), b""
+    while True:
+        if interrupt_after is not None and time.monotonic() - started > interrupt_after:
+            process.send_signal(signal.SIGINT)
+            interrupt_after = None
+        if not select.select([main], [], [], 0.05)[0]:
+            continue
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other end closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    return process.wait(30), seen.decode("utf-8", "replace")
+
+
+def test_the_bar_has_a_total_and_the_ctrl_c_warning_its_own_line(serve, write_seeds, cli_cwd):
+    slow = serve(pages=300, delay=0.2)
+    seeds = write_seeds(slow.url("/"))
+    args = [str(seeds), "--depth", "3", "--max-pages", "60", "-O", "out.jsonl", "-w", "2",
+            "--backend", "thread"]  # fmt: skip
+    rc, terminal = run_on_a_terminal(args, cli_cwd, interrupt_after=1.5)
+    assert rc == 130, terminal
+    assert "/60 " in terminal, terminal  # the bar knows its total, so it shows an ETA
+    assert "<" in terminal.split("/60 ")[-1][:40], terminal
+    before = terminal.split("scraper: WARNING: stopping")[0]
+    assert before.endswith(("\r", "\n", "\x1b[A")) or before.rstrip(" ").endswith("\r"), repr(before[-200:])
+
+
+def test_the_error_count_is_drawn_with_the_page_that_failed(small_site, monkeypatch):
+    from scraper import cli
+    from scraper.config import CrawlConfig
+
+    class Bar:
+        shown_errors = 0
+        drawn: list[tuple[int, int]] = []  # (pages, errors) at each draw
+        pages = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            pass
+
+        def set_postfix(self, errors, refresh=True):
+            self.shown_errors = errors
+
+        def update(self, n=1):
+            self.pages += n
+            self.drawn.append((self.pages, self.shown_errors))
+
+    seen: list[dict] = []
+    monkeypatch.setattr(cli, "_progress", lambda enabled, total: Bar())
+    monkeypatch.setattr(cli.Crawl, "run", _recording(cli.Crawl.run, seen))
+    config = CrawlConfig(backend="thread", workers=2, depth=1)
+    seeds = [small_site.url("/"), small_site.url("/missing-1"), small_site.url("/missing-2")]
+    assert cli.run_crawl(config, seeds, show_summary=False) == 0
+    errors_so_far = [sum(1 for record in seen[:n] if record["error"]) for n in range(1, len(seen) + 1)]
+    assert [errors for _, errors in Bar.drawn] == errors_so_far
+
+
+def _recording(run, seen):
+    def recorded(self):
+        for record in run(self):
+            seen.append(record)
+            yield record
+
+    return recorded
