@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure ways to append N integers (default 10 million) to one list from "
              "several processes")
     add("-q", "--quiet", action="count", default=0, help="no progress bar or summary")
-    add("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    add("-v", "--verbose", action="count", default=0,
+        help="a line per failed page, retry, robots.txt skip and slow-down on stderr; -vv: debug")
     add("--version", action="version", version=f"scraper {__version__}")
     return parser
 
