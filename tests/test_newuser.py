@@ -414,7 +414,7 @@ def test_the_error_count_is_drawn_with_the_page_that_failed(small_site, monkeypa
             self.drawn.append((self.pages, self.shown_errors))
 
     seen: list[dict] = []
-    monkeypatch.setattr(cli, "_progress", lambda enabled, total: Bar())
+    monkeypatch.setattr(cli, "_progress", lambda *args: Bar())
     monkeypatch.setattr(cli.Crawl, "run", _recording(cli.Crawl.run, seen))
     config = CrawlConfig(backend="thread", workers=2, depth=1)
     seeds = [small_site.url("/"), small_site.url("/missing-1"), small_site.url("/missing-2")]
