@@ -164,6 +164,7 @@ def no_name_resolves() -> Iterator[list[str]]:
         shutil.rmtree(config, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("robots", [[], ["--ignore-robots"]], ids=["robots", "ignore-robots"])
 def test_offline_the_summary_says_which_host_did_not_resolve(write_seeds, tmp_path, robots):
     seeds = write_seeds("http://no-such-host.example/", "http://no-such-host.example/a",
@@ -214,6 +215,7 @@ def test_nothing_succeeded_names_the_most_common_error():
 # -- 8. seed files that are not seed files -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_binary_seed_file_is_refused_with_one_line(run_cli, tmp_path):
     binary = tmp_path / "random.bin"
     binary.write_bytes(os.urandom(200_000) + b"\0")
@@ -303,6 +305,7 @@ def test_max_pages_takes_the_same_pages_on_every_run_and_backend(serve, write_se
 # -- 7. --compare concludes nothing from runs that failed -------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_offline_draws_no_conclusion(write_seeds, tmp_path):
     seeds = write_seeds("http://no-such-host.example/", "http://no-such-host.example/a")
     with no_name_resolves() as inside:
