@@ -7,12 +7,15 @@ crawl can hand their links back to the scheduler.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from .journal import Journal
 from .records import PAGE, Result
 from .stats import CrawlStats
+
+log = logging.getLogger(__name__)
 
 # Seconds between two writes of the shared list: one write (and one flush to
 # the OS) per batch keeps the parent cheap; a crash loses at most this much
@@ -30,8 +33,13 @@ class Aggregator:
     def add(self, result: Result) -> None:
         """Keep a page record for the next flush."""
         assert result.task.kind == PAGE
-        self.records.append(result.record)
-        self.stats.count(result.record)
+        record = result.record
+        self.records.append(record)
+        self.stats.count(record)
+        if record["error"]:
+            log.info("failed: %s: %s", record["url"], record["error"])
+        else:
+            log.debug("fetched: %s (%s, %d bytes)", record["url"], record["status"], record["bytes"])
 
     def flush(self, force: bool = True) -> list[dict[str, Any]]:
         """Write the shared list to the journal and empty it; the records written.

@@ -20,9 +20,10 @@ from typing import Any
 from ._version import __version__
 from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers
 from .crawl import Crawl
-from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError
+from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError, configure_logging
+from .journal import STDOUT, OutputError
 from .options import OPTION, POSITIVE_INT, Option, SettingError
-from .seeds import parse_seeds
+from .seeds import parse_seeds, problem_lines, seed_lines
 
 log = logging.getLogger("scraper")
 
@@ -32,15 +33,17 @@ EXCLUSIVE_OUTPUTS = ("output", "overwrite_output")
 EPILOG = """\
 examples:
   scraper seeds.txt --depth 2 -o data/site.jsonl
+  scraper seeds.txt --depth 1 --max-pages 100 -o - | jq -r .title
   scraper seeds.txt -O pages.jsonl --select 'heading=h1' --select 'price=span.price'
   scraper seeds.txt --backend thread -w 16 --parse mymodule:extract
   scraper --demo
 
 exit status:
   0    the crawl completed (pages that failed are records with an error)
-  1    the crawl failed (e.g. the output could not be written)
+  1    the crawl failed (e.g. the output could not be written: disk full)
   2    usage error: bad option value, unreadable seed file, no valid seed
   130  interrupted (Ctrl-C, SIGINT)
+  141  the reader of -o - closed the pipe early (e.g. | head)
   143  terminated (SIGTERM)
 """
 
@@ -50,6 +53,7 @@ class ExitStatus(IntEnum):
     ERROR = 1
     USAGE = 2
     SIGINT = 130  # 128 + signal number, as shells report it
+    SIGPIPE = 141  # the reader of -o - went away (`| head`), as for cat or wget
     SIGTERM = 143
 
 
@@ -94,6 +98,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.seeds is None:
         parser.error("the following arguments are required: SEEDS (or use --demo)")
     config = checked_config(parser, args)
+    refuse_seed_output(parser, args.seeds, config.output_path)
     seeds = read_seed_file(args.seeds)
     if args.compare:
         return run_compare(config, seeds)
@@ -122,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure ways to append N integers (default 10 million) to one list from "
              "several processes")
     add("-q", "--quiet", action="count", default=0, help="no progress bar or summary")
-    add("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    add("-v", "--verbose", action="count", default=0,
+        help="a line per failed page, retry, robots.txt skip and slow-down on stderr; -vv: debug")
     add("--version", action="version", version=f"scraper {__version__}")
     return parser
 
@@ -172,6 +178,8 @@ CONTRADICTIONS: tuple[tuple[Callable[[argparse.Namespace], bool], str], ...] = (
     (lambda a: a.demo and a.compare, "--demo already compares the backends: give --demo or --compare"),
     (lambda a: a.resume and (a.compare or a.demo),
      "--resume continues one crawl: --compare and --demo run new ones"),
+    (lambda a: (a.compare or a.demo) and "-" in (a.output, a.overwrite_output),
+     "--compare and --demo write one output per run beside -o FILE: give them a file, not -"),
 )
 
 
@@ -191,21 +199,31 @@ def _import_from_current_folder() -> None:
 
 
 def read_seed_file(path: str) -> list[str]:
-    """Seed URLs of a file; bad lines are reported on stderr and skipped."""
+    """Seed URLs of a file; the first few bad lines are reported on stderr and skipped."""
+    name = "standard input" if path == "-" else path
     try:
         if path == "-":
-            lines = sys.stdin.read().splitlines()
+            data = sys.stdin.buffer.read()
         else:
-            with open(path, encoding="utf-8-sig", errors="replace") as file:
-                lines = file.read().splitlines()
+            with open(path, "rb") as file:
+                data = file.read()
     except OSError as exc:
         raise SeedFileError(f"cannot read seed file {path!r}: {exc.strerror or exc}") from None
-    seeds, problems = parse_seeds(lines)
-    for problem in problems:
-        print(f"scraper: {path}: skipped {problem}", file=sys.stderr)
+    seeds, problems = parse_seeds(seed_lines(data, name))
+    for line in problem_lines(problems, name):
+        print(f"scraper: {line}", file=sys.stderr)
     if not seeds:
-        raise SeedFileError(f"no valid seed URL in {path!r}")
+        raise SeedFileError(f"no valid seed URL in {name}")
     return seeds
+
+
+def refuse_seed_output(parser: argparse.ArgumentParser, seeds: str, output: str | None) -> None:
+    """Exit 2 if the output is the seed file itself (it would be appended to or destroyed)."""
+    if not output or seeds == "-" or output == STDOUT:
+        return
+    with contextlib.suppress(OSError):
+        if os.path.samefile(seeds, output):
+            parser.error(f"the output {output!r} is the seed file: give another -o/-O")
 
 
 def run_crawl(
@@ -213,24 +231,53 @@ def run_crawl(
 ) -> int:
     """Run one crawl with a progress bar and signal handling; the exit status."""
     crawl = Crawl(config, seeds)
+    failure: OutputError | None = None
     # The handlers stay installed until the crawl is closed, so that a signal
     # during shutdown cannot skip the journal's flush.
     with _stop_on_signals(crawl) as received:
         try:
-            with crawl, _progress(show_progress) as bar:
+            with crawl, _progress(show_progress, expected_pages(config, seeds)) as bar:
+                errors = 0  # of the records drawn (the stats run ahead by a batch)
                 for record in crawl.run():
+                    if record["error"]:  # first, so that the count is drawn with this page
+                        errors += 1
+                        bar.set_postfix(errors=errors, refresh=False)
                     bar.update(1)
-                    if record["error"]:
-                        bar.set_postfix(errors=sum(crawl.stats.errors.values()), refresh=False)
         except CrawlInterrupted:
             pass  # a second signal: the crawl was closed at once
+        except OutputError as exc:
+            failure = exc
+    if failure is not None and failure.closed_pipe:
+        return _reader_gone()
+    if failure is not None:
+        print(f"scraper: error: {failure}", file=sys.stderr)
     if show_summary:
         print(crawl.stats.summary(), file=sys.stderr)
-        if config.output_path:
+        if crawl.stats.pages and config.output_path not in (None, STDOUT) and failure is None:
             print(f"records written to {config.output_path}", file=sys.stderr)
+    if failure is not None:
+        return ExitStatus.ERROR
     if received:
         return ExitStatus.SIGTERM if received[0] == signal.SIGTERM else ExitStatus.SIGINT
     return ExitStatus.SUCCESS
+
+
+def _reader_gone() -> int:
+    """The reader of standard output closed it (`| head`): end quietly, as a
+    Unix filter that SIGPIPE ends does (status 141, no message)."""
+    # Anything still buffered for stdout would fail again at exit (CPython's
+    # "Note on SIGPIPE"): stdout goes to /dev/null from here on.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return ExitStatus.SIGPIPE
+
+
+def expected_pages(config: CrawlConfig, seeds: Sequence[str]) -> int | None:
+    """The pages the crawl will record, when known before it starts (for the bar's total)."""
+    if config.depth == 0:
+        return min(len(seeds), config.max_pages or len(seeds))
+    return config.max_pages
 
 
 def run_compare(config: CrawlConfig, seeds: Sequence[str]) -> int:
@@ -248,6 +295,12 @@ def run_compare(config: CrawlConfig, seeds: Sequence[str]) -> int:
     return ExitStatus.SUCCESS
 
 
+STOPPING: dict[int, str] = {
+    signal.SIGINT: "stopping: finishing the pages in flight (press Ctrl-C again to quit now)",
+    signal.SIGTERM: "terminated: finishing the pages in flight (a second SIGTERM quits now)",
+}
+
+
 @contextlib.contextmanager
 def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
     """First SIGINT/SIGTERM: stop scheduling and finish in-flight pages. Second: stop now."""
@@ -258,7 +311,7 @@ def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
         if len(received) == 2:
             raise CrawlInterrupted(signum)
         if len(received) == 1:
-            log.warning("stopping: finishing the pages in flight (press Ctrl-C again to quit now)")
+            log.warning(STOPPING[signum])
             crawl.stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -269,12 +322,19 @@ def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
-def _progress(enabled: bool) -> Any:
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int | None) -> Iterator[Any]:
+    """A progress bar on a terminal (with a total and an ETA when `total` is known);
+    log lines are printed above it, never on its line."""
     if not (enabled and sys.stderr.isatty()):
-        return _NoProgress()
+        yield _NoProgress()
+        return
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    return tqdm(unit=" pages", file=sys.stderr, dynamic_ncols=True, leave=False)
+    with tqdm(total=total, unit=" pages", file=sys.stderr, dynamic_ncols=True, leave=False) as bar, \
+            logging_redirect_tqdm():  # fmt: skip
+        yield bar
 
 
 class _NoProgress:
@@ -294,12 +354,10 @@ class _NoProgress:
 
 
 def _setup_logging(level: int) -> None:
+    """-q: errors only; default: warnings; -v: a line per failed page, retry, robots.txt
+    skip and slow-down; -vv: debug."""
     levels = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
-    logging.basicConfig(
-        level=levels.get(max(-1, min(level, 2)), logging.DEBUG),
-        format="scraper: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(levels.get(max(-1, min(level, 2)), logging.DEBUG))
 
 
 def positive_int(text: str) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .api import iter_crawl
 from .config import CrawlConfig
+from .stats import plural
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RunResult:
     backend: str
     workers: int
     pages: int = 0
+    ok: int = 0
     wall: float = 0.0
     cpu: float = 0.0  # seconds of CPU of every process of the run
     fetch_ms: float = 0.0  # mean per page
@@ -33,6 +35,20 @@ class RunResult:
     @property
     def rate(self) -> float:
         return self.pages / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.pages - self.ok
+
+
+# A comparison concludes nothing from runs where more than this share of the
+# pages failed (a failed page costs a timeout or nothing: neither is the work
+# being compared; a stray 404 is fine), nor from a serial run shorter than
+# MIN_SERIAL_SECONDS or with fewer than MIN_PAGES_PER_WORKER pages per worker,
+# where starting the workers costs more than the crawl.
+MAX_ERROR_SHARE = 0.1
+MIN_SERIAL_SECONDS = 1.0
+MIN_PAGES_PER_WORKER = 4
 
 
 def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
@@ -68,6 +84,7 @@ def measure(label: str, config: CrawlConfig, seeds: Sequence[str]) -> RunResult:
     cpu_before, started = cpu_seconds(), time.perf_counter()
     for record in iter_crawl(seeds, config=config):
         result.pages += 1
+        result.ok += record["ok"]
         result.urls.add(record["url"])
         fetch += record["elapsed_ms"]
         parse += record["parse_ms"]
@@ -85,13 +102,14 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-HEADER = ("run", "backend", "workers", "pages", "wall s", "pages/s", "CPU s",
+HEADER = ("run", "backend", "workers", "pages", "ok", "errors", "wall s", "pages/s", "CPU s",
           "fetch ms", "parse ms", "speed-up")  # fmt: skip
 
 
 def format_table(results: Sequence[RunResult]) -> str:
     rows = [HEADER] + [
-        (r.label, r.backend, str(r.workers), str(r.pages), f"{r.wall:.2f}", f"{r.rate:.1f}",
+        (r.label, r.backend, str(r.workers), str(r.pages), str(r.ok), str(r.errors),
+         f"{r.wall:.2f}", f"{r.rate:.1f}",
          f"{r.cpu:.2f}", f"{r.fetch_ms:.1f}", f"{r.parse_ms:.1f}", f"{r.speedup:.2f}x")
         for r in results
     ]  # fmt: skip
@@ -138,8 +156,29 @@ def explain(results: Sequence[RunResult], cores: int | None = None) -> str:
     return why + cpu
 
 
+def why_no_conclusion(results: Sequence[RunResult]) -> str | None:
+    """Why these figures support no conclusion (failed runs, too little work), or None."""
+    failed = [r for r in results if r.errors > MAX_ERROR_SHARE * r.pages or not r.ok]
+    if failed:
+        runs = "; ".join(f"{r.label}: {r.errors} of {r.pages} pages failed" for r in failed)
+        return (f"No conclusion: pages failed ({runs}). A failed page costs a timeout or nothing, "
+                "not the work being compared; see the records' `error` and fix what fails first.")
+    serial, workers = results[0], max(r.workers for r in results)
+    if serial.wall < MIN_SERIAL_SECONDS or serial.pages < MIN_PAGES_PER_WORKER * workers:
+        return (f"No conclusion: too little work ({plural(serial.pages, 'page')}, {serial.wall:.2f} s "
+                "serially); "
+                f"starting {workers} workers costs about as much. Give more pages (more seeds, "
+                f"--depth) so that the serial run takes {MIN_SERIAL_SECONDS:g} s or more.")
+    return None
+
+
 def report(results: Sequence[RunResult], title: str) -> str:
-    return "\n".join([title, "", format_table(results), "", same_pages(results), explain(results)])
+    """The table, then either a reading of it or why there is none."""
+    reason = why_no_conclusion(results)
+    if reason is not None and "failed" in reason:
+        return "\n".join([title, "", format_table(results), "", reason])
+    reading = reason or explain(results)
+    return "\n".join([title, "", format_table(results), "", same_pages(results), reading])
 
 
 def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str | None:
@@ -153,7 +192,7 @@ def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str 
         return None
     figure, axes = plt.subplots(len(sections), 2, figsize=(11, 3.6 * len(sections)), squeeze=False)
     for (title, results), (left, right) in zip(sections, axes, strict=True):
-        labels = [r.label for r in results]
+        labels = [f"{r.label}\n{r.ok} ok, {r.errors} failed" for r in results]
         colours = ["#888888", "#4c72b0", "#dd8452"][: len(results)]
         bars = left.bar(labels, [r.speedup for r in results], color=colours)
         left.bar_label(bars, fmt="%.1fx")

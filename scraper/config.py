@@ -79,7 +79,7 @@ class CrawlConfig:
 
     output: str | None = option(
         None, "-o", "--output", kind=FILE_PATH, metavar="FILE",
-        help=f"JSONL output, appended to (default: {DEFAULT_OUTPUT})")
+        help=f"JSONL output, appended to; '-' for standard output (default: {DEFAULT_OUTPUT})")
     overwrite_output: str | None = option(
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
         help="JSONL output, truncated first")
@@ -209,6 +209,7 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
     (lambda c: not (c.since and c.overwrite_output and _same_file(c.since, c.overwrite_output)),
      "{since} is read while the crawl runs: it cannot be the file {overwrite_output} empties"),
+    (lambda c: not (c.resume and c.output == "-"), "{resume} reads its output again: give {output} a file"),
 )
 
 

@@ -20,6 +20,7 @@ pending and nothing is in flight: then the group stops every worker.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -71,6 +72,7 @@ class Crawl:
         self._last_check = 0.0  # when the workers were last looked at
 
     def __enter__(self) -> Crawl:
+        refuse_start_while_main_is_imported_again()
         config = self.config
         self.spec = spec = worker_spec(config, self.seeds)
         if config.warc:
@@ -113,6 +115,7 @@ class Crawl:
         self.stats.skipped.update(self.scheduler.frontier.skipped)
         self.stats.slowed.update(self.scheduler.frontier.slowed)
         self.stats.sitemap_urls = self.scheduler.frontier.sitemap_urls
+        self.stats.details.update(self.scheduler.frontier.robots_failures)
 
     def _mark_done(self, path: str) -> list[int]:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""
@@ -162,9 +165,11 @@ class Crawl:
         self._fruitless_restarts += 1
         if self._fruitless_restarts > MAX_FRUITLESS_RESTARTS:
             raise ScraperError(
-                "the workers keep dying before they finish any task; if you passed a parse "
-                "callback, it must be importable by worker processes (a top-level function "
-                "of a module, not one defined under `if __name__ == '__main__':`)"
+                "the workers keep dying before they finish any task (their own errors are above). "
+                "Under the spawn or forkserver start method each worker process imports your main "
+                "module again: the code that starts the crawl must be under `if __name__ == "
+                "'__main__':`. A parse callback must be importable by the workers: a top-level "
+                "function of a module, not one defined under that `if`."
             )
         blamed = {task_id: failure for failure in failures for task_id in failure.task_ids}
         settled = []
@@ -217,6 +222,25 @@ class Crawl:
         # in flight are abandoned (--resume fetches them again).
         early = self._stop_deadline is not None or not self.scheduler.finished()
         self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN))
+
+
+# multiprocessing's "Safe importing of main module": a worker process started
+# by spawn or forkserver imports the main module again as __mp_main__.
+GUARD_HINT = (
+    "a crawl was started while a worker process imported your main module again "
+    "(the spawn and forkserver start methods do that): put the code that starts "
+    "the crawl under `if __name__ == '__main__':`"
+)
+
+
+def refuse_start_while_main_is_imported_again() -> None:
+    """ScraperError(GUARD_HINT) when called from the top-level code of the main module
+    being imported again in a worker process (a script without a __main__ guard)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            raise ScraperError(GUARD_HINT)
+        frame = frame.f_back
 
 
 def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:

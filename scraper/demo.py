@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -130,6 +131,9 @@ class SiteServer:
 
 
 def _serve(site_options: dict[str, Any], delay: float, connection: Any) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the crawler stops
+    # this server when it stops (the pipe), so the server takes no part in it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with SiteServer(generate_site(**site_options), delay=delay) as server:
         connection.send(server.url("/"))
         connection.recv()  # any message, or EOF when the parent is gone: stop

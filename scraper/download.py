@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import io
+import logging
 import random
 import re
 import socket
@@ -50,7 +51,12 @@ BACKOFF_CAP = 10.0
 # A longer Retry-After is cut to this: the fetch thread would sit idle for longer.
 MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
+# A host name that does not resolve is not retried: it will not resolve a second
+# later either (as curl --retry and wget do not retry "could not resolve host").
+UNRESOLVED = "cannot resolve host name"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
 # Headers that carry credentials: given with -H, they go where --auth goes (the
 # seeds' origins), as curl keeps them from another host on a redirect.
@@ -271,6 +277,8 @@ def download(
         wait = retry_delay(result, attempt, limits.retries, limits.retry_statuses)
         if wait is None:
             break
+        log.info("%s: %s; retry %d of %d in %.1f s", url, result.error or f"status {result.status}",
+                 attempt + 1, limits.retries, wait)  # fmt: skip
         sleep(wait)
         attempt += 1
     result.exchanges = exchanges
@@ -301,6 +309,8 @@ def is_retryable(result: Download, statuses: frozenset[int] = RETRY_STATUSES) ->
     """
     if result.status is not None and result.error and result.error.startswith("http_"):
         return result.status in statuses
+    if result.error and result.error.startswith(f"{errors.CONNECTION}: {UNRESOLVED}"):
+        return False
     return result.error == CONNECT_TIMEOUT or errors.error_kind(result.error) == errors.CONNECTION
 
 
@@ -556,6 +566,12 @@ def _as_received(response: requests.Response, limits: Limits, exchange: Exchange
 
 def classify(exc: BaseException) -> str:
     """The error kind (and detail) of an exception raised while fetching."""
+    unresolved = _unresolved_host(exc)
+    if unresolved is not None:
+        return errors.describe(errors.CONNECTION, unresolved)
+    refused = _refused(exc)
+    if refused is not None:
+        return errors.describe(errors.CONNECTION, refused)
     detail = _short(exc)
     if isinstance(exc, requests.ConnectTimeout):
         return CONNECT_TIMEOUT
@@ -572,6 +588,42 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return errors.describe(errors.CONNECTION, detail)
     return errors.describe(errors.INTERNAL, detail)
+
+
+def _unresolved_host(exc: BaseException) -> str | None:
+    """`cannot resolve host name 'x' (reason)` when name resolution failed, else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            reason = getattr(cause, "_reason", None)
+            why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+            return f"{UNRESOLVED} {getattr(cause, '_host', '?')!r} ({why})"
+    return None
+
+
+def _refused(exc: BaseException) -> str | None:
+    """`host:port: Connection refused` (or another reason a connection was not made)."""
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            reason = next((c for c in _causes(cause) if isinstance(c, OSError) and c.strerror), None)
+            conn = getattr(cause, "conn", None)
+            if reason is not None and conn is not None:
+                return f"{conn.host}:{conn.port}: {reason.strerror}"
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps: requests and urllib3 nest the real error in
+    `args[0]` or `reason` (MaxRetryError), Python in `__cause__`/`__context__`."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo and len(found) < 20:
+        cause = todo.pop()
+        if any(cause is seen for seen in found):
+            continue
+        found.append(cause)
+        nested = [getattr(cause, "reason", None), cause.__cause__, cause.__context__, *cause.args[:1]]
+        todo.extend(item for item in nested if isinstance(item, BaseException))
+    return found
 
 
 def _short(exc: BaseException) -> str:

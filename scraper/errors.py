@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
+# The log level of the command line, passed on to worker processes (which
+# inherit the environment, also under spawn) so that -v shows their retries.
+LOG_LEVEL_VARIABLE = "SCRAPER_LOG_LEVEL"
+LOG_FORMAT = "scraper: %(levelname)s: %(message)s"
+
+
+def configure_logging(level: int | None = None) -> None:
+    """Log to stderr at `level` (the command line's), or at the level the
+    command line passed on in the environment (a worker process)."""
+    if level is None:
+        inherited = os.environ.get(LOG_LEVEL_VARIABLE, "")
+        if not inherited.isdigit() or logging.root.handlers:
+            return
+        level = int(inherited)
+    else:
+        os.environ[LOG_LEVEL_VARIABLE] = str(level)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+
 
 class ScraperError(Exception):
     """Root of every exception this package raises on purpose."""

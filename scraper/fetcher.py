@@ -227,6 +227,7 @@ def send_result(context: WorkerContext, result: Result) -> None:
 def worker_main(context: WorkerContext, spec: WorkerSpec) -> None:
     """The worker loop, the same in a thread, a process or on another machine:
     take a task, handle it, send its result, say it is done; until told to stop."""
+    errors.configure_logging()  # a worker process logs at the command line's level
     fetcher = Fetcher(spec, context.name, on_parse=context.parsing)
     try:
         while not context.should_stop():

@@ -13,6 +13,14 @@ flight may be linked from one of them; it waits until L is done, and by then
 it has its true depth. So `depth` is the true number of hops from a seed and a
 depth-limited crawl gets the same pages every run, while the next level keeps
 the workers busy as the stragglers of a level finish.
+
+With max-pages, which pages are recorded must not depend on which answer
+came first either: the first N pages in breadth-first order (depth, then
+the order of the parents, then link order within a parent), the same on every
+run and backend. So a level is held until the level before it is done (its
+pages, and so their order and all their links, are then known), sorted, and
+admitted in that order, robots.txt first, until the budget is spent. The
+price is the overlap of levels: the last pages of a level run alone.
 """
 
 from __future__ import annotations
@@ -131,6 +139,7 @@ class Frontier:
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
         self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
+        self.robots_failures: Counter[str] = Counter()  # why an origin's robots.txt was unavailable
         self.admitted = 0  # pages scheduled (the max-pages count)
         self._ids = itertools.count(1)
         self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
@@ -143,6 +152,14 @@ class Frontier:
         self._sitemap_tasks: deque[Task] = deque()
         self._sitemaps_seen: set[str] = set()
         self.sitemap_urls = 0  # page URLs the sitemaps gave (the summary counts them)
+        self._done_before: set[str] = set()  # recorded by the run that --resume continues
+        # With max_pages (see the module's docstring): pages offered but not admitted
+        # yet, by depth (url -> (breadth-first key, task)), the level being admitted,
+        # the position of each admitted page in its level, links offered per parent.
+        self._held: dict[int, dict[str, tuple[tuple[int, int], Task]]] = defaultdict(dict)
+        self._releasing: list[Task] = []
+        self._position: dict[str, int] = {}
+        self._links_of: Counter[str | None] = Counter()
 
     # -- offering URLs ---------------------------------------------------
 
@@ -157,17 +174,63 @@ class Frontier:
         (seeds are exempt from the last: wpull#321); robots.txt and max-pages
         decide when its origin's rules are known, maybe later.
         """
+        key = (self._position.get(parent, len(self._position)) if parent else -1, self._links_of[parent])
+        self._links_of[parent] += 1
         reason = self._rejection(url, depth) or (None if seed else self._filtered(url))
-        if reason == SKIP_DUPLICATE and self._moves_up(url, depth, parent):
+        if reason == SKIP_DUPLICATE and (
+            self._moves_up(url, depth, parent) or self._held_earlier(url, key, parent)
+        ):
             return True
         if reason is not None:
-            self.skipped[reason] += 1
+            if url not in self._done_before:  # a page of an earlier run is no duplicate
+                self.skipped[reason] += 1
             return False
         self.seen.add(url)
         task = Task(next(self._ids), url, depth, parent, fetch_url=fetch_url if fetch_url != url else None)
+        if self.max_pages is not None:
+            self._held[depth][url] = (key, task)
+            return True
         self._open_by_depth[depth] += 1
         self._enter(task)
         return True
+
+    # -- max-pages: admission in breadth-first order ------------------------------
+
+    def _held_earlier(self, url: str, key: tuple[int, int], parent: str | None) -> bool:
+        """A held page found again earlier in breadth-first order takes that place."""
+        for level in self._held.values():
+            held = level.get(url)
+            if held is not None and key < held[0]:
+                self.skipped[SKIP_DUPLICATE] += 1
+                level[url] = (key, replace(held[1], parent=parent))
+                return True
+        return False
+
+    def _release(self) -> None:
+        """Admit the next held level once the levels before it are done: in
+        breadth-first order, once robots.txt of each page's origin is known."""
+        if not self._releasing and self._held and not self._open_by_depth:
+            level = self._held.pop(min(self._held))
+            self._releasing = [task for _, task in sorted(level.values(), key=lambda held: held[0])]
+        if not self._releasing:
+            return
+        origins = [self._origin(task.target) for task in self._releasing]  # asks for robots.txt
+        if any(origin.rules is None for origin in origins):
+            return
+        for task, origin in zip(self._releasing, origins, strict=True):
+            if origin.rules is not None and not origin.rules.allowed(task.target):
+                self._waiting[task.url] = task
+                self._open_by_depth[task.depth] += 1
+                self._admit(task, origin.rules)  # skipped, and logged
+            elif self.max_pages is not None and self.admitted >= self.max_pages:
+                self.skipped[SKIP_MAX_PAGES] += 1
+            else:
+                self.admitted += 1
+                self._position[task.url] = len(self._position)
+                self._waiting[task.url] = task
+                self._open_by_depth[task.depth] += 1
+                self._push(task)
+        self._releasing = []
 
     def _enter(self, task: Task) -> None:
         """Let `task` wait for its origin's robots.txt, or for its host's slot."""
@@ -206,6 +269,7 @@ class Frontier:
         """Treat `url` as fetched in an earlier run (resume): it counts, and never comes again."""
         if url not in self.seen:
             self.seen.add(url)
+            self._done_before.add(url)
             self.admitted += 1
 
     def _rejection(self, url: str, depth: int) -> str | None:
@@ -240,6 +304,8 @@ class Frontier:
             why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
             self._refuse(task, errors.describe(errors.ROBOTS_DISALLOWED, f"{why}: {task.target}"))
         else:
+            why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
+            log.info("skipped: %s: %s", task.url, why)
             self._skip(task, SKIP_ROBOTS_UNAVAILABLE if rules.unavailable else SKIP_ROBOTS)
 
     def _push(self, task: Task) -> None:
@@ -262,13 +328,15 @@ class Frontier:
         refused, self._refused = self._refused, []
         return refused
 
-    def robots_arrived(self, task: Task, status: int | None, body: bytes) -> None:
-        """The answer to a ROBOTS task (`status` None: no answer); admits the URLs that waited for it."""
+    def robots_arrived(self, task: Task, status: int | None, body: bytes, error: str | None = None) -> None:
+        """The answer to a ROBOTS task (`status` None: no answer, for the reason
+        `error`); admits the URLs that waited for it."""
         key = origin_of(task.url)
         origin = self._origins[key]
         origin.rules = rules_from_response(status, body, self.robots_token)
         if origin.rules.unavailable:
-            answer = f"answered {status}" if status is not None else "did not answer"
+            answer = f"answered {status}" if status is not None else f"did not answer ({error})"
+            self.robots_failures[f"{key}/robots.txt {answer}"] += 1
             log.warning("%s/robots.txt %s: nothing of that origin is crawled (RFC 9309)", key, answer)
         slot = self._hosts[host_of(task.url)]
         crawl_delay = origin.rules.crawl_delay()
@@ -389,6 +457,7 @@ class Frontier:
             pause = slot.backoff
         slot.paused_until = max(slot.paused_until, now + pause)
         self.slowed[host] += 1
+        log.debug("slowing down %s for %.1f s", host, pause)
         return pause
 
     def speed_up(self, host: str) -> None:
@@ -401,16 +470,14 @@ class Frontier:
 
     def next_ready(self, now: float) -> Task | None:
         """The next task that may start at `now`, or None (nothing ready yet)."""
+        self._release()
         if self._robots_tasks:
             return self._robots_tasks.popleft()
         if self._sitemap_tasks:  # few, and their pages come next: not held back by politeness
             return self._sitemap_tasks.popleft()
         while (slot := self._next_slot(now)) is not None:
             task = heapq.heappop(slot.queue)[2]
-            if task.first_try:
-                if self.max_pages is not None and self.admitted >= self.max_pages:
-                    self._skip(task, SKIP_MAX_PAGES)  # counted when handed out: in breadth-first order
-                    continue
+            if task.first_try and self.max_pages is None:
                 self.admitted += 1
             del self._waiting[task.url]
             slot.in_flight += 1
@@ -464,4 +531,5 @@ class Frontier:
 
     def has_pending(self) -> bool:
         """True while any task waits for robots, a slot, or is handed out."""
-        return bool(self._robots_tasks or self._sitemap_tasks or self._open_by_depth)
+        return bool(self._robots_tasks or self._sitemap_tasks or self._open_by_depth or self._held
+                    or self._releasing)  # fmt: skip

@@ -7,14 +7,16 @@ anything is appended again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import UsageError
+from .errors import ScraperError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -27,42 +29,94 @@ def encode(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+STDOUT = "-"  # the output name of standard output (as Scrapy's and curl's `-o -`)
+
+
+class OutputError(ScraperError):
+    """The output could not be written (disk full, a closed pipe): the crawl ends.
+
+    What was written before stays whole lines, so --resume continues from it.
+    `closed_pipe` is true when the reader went away (`| head`).
+    """
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        name = "standard output" if path == STDOUT else repr(path)
+        super().__init__(f"cannot write the output {name}: {exc.strerror or exc}")
+        self.closed_pipe = isinstance(exc, BrokenPipeError)
+
+
 class Journal:
-    """Appends (or, with overwrite, truncates first) a JSONL file."""
+    """Appends (or, with overwrite, truncates first) a JSONL file, a pipe or a device.
+
+    Lines go straight to the file descriptor (no buffer that a failed write
+    would leave half-full); only a regular file is fsynced or repaired.
+    """
 
     def __init__(self, path: str, overwrite: bool = False) -> None:
         self.path = path
-        try:
-            folder = os.path.dirname(path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            if not overwrite:
-                repair_tail(path)  # never glue a new record onto a torn one
-            self._file = open(path, "w" if overwrite else "a", encoding="utf-8", newline="\n")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"cannot write the output {path!r}: {exc.strerror or exc}") from None
+        self.broken = False  # a write failed: nothing more is written
+        self._fd = 1 if path == STDOUT else _open(path, overwrite)
+        self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._last_sync = time.monotonic()
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        """Write a batch: complete lines in one write, then flush to the OS."""
-        text = "".join(encode(record) for record in records)
-        if not text:
+        """Write a batch of complete lines; OutputError if it cannot be written.
+
+        A batch that fails part-way is cut off again, so that no torn line is left.
+        """
+        data = "".join(encode(record) for record in records).encode("utf-8")
+        if not data or self.broken:
             return
-        self._file.write(text)
-        self._file.flush()
+        start = os.lseek(self._fd, 0, os.SEEK_END) if self._regular else 0
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            self.broken = True
+            if self._regular:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, start)
+            raise OutputError(self.path, exc) from None
         if time.monotonic() - self._last_sync >= FSYNC_EVERY:
             self.sync()
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        """Ask the OS to put what was written on disk (a pipe or device has no disk)."""
+        if self._regular and not self.broken:
+            os.fsync(self._fd)
         self._last_sync = time.monotonic()
 
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
     def close(self) -> None:
-        if self._file.closed:
+        if self.closed:
             return
-        self._file.flush()
-        self.sync()
-        self._file.close()
+        try:
+            self.sync()
+        finally:
+            if self._fd != 1:
+                os.close(self._fd)
+            self._fd = -1
+
+
+def _open(path: str, overwrite: bool) -> int:
+    try:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        if not overwrite and os.path.isfile(path):
+            repair_tail(path)  # never glue a new record onto a torn one
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_APPEND)
+        return os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise UsageError(f"cannot write the output {path!r}: {exc.strerror or exc}") from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def repair_tail(path: str) -> int:

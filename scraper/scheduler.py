@@ -139,7 +139,7 @@ class Scheduler:
             self.frontier.done(task, now)
             failed = result.record["error"] is not None and result.record["error"].startswith("http_")
             status = result.record["status"] if not result.record["error"] or failed else None
-            self.frontier.robots_arrived(task, status, result.robots_body or b"")
+            self.frontier.robots_arrived(task, status, result.robots_body or b"", result.record["error"])
             return self._refused(now)
         if task.kind == SITEMAP:
             self._sitemap_arrived(task, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import SeedFileError
 from .urls import canonicalize, is_http_url, wire_url
 
 
@@ -44,3 +45,30 @@ def parse_seeds(lines: Iterable[str]) -> tuple[list[str], list[SeedProblem]]:
             seen.add(key)
             seeds.append(url)
     return seeds, problems
+
+
+SHOWN_PROBLEMS = 5  # bad lines reported one by one; the rest are counted
+
+
+def seed_lines(data: bytes, name: str) -> list[str]:
+    """The lines of a seed file's bytes; SeedFileError if it is not text
+    (NUL bytes, or not UTF-8), so that a binary file gives one line, not thousands."""
+    if b"\0" in data:
+        raise SeedFileError(f"{name} is not a text file of URLs (it holds NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SeedFileError(
+            f"{name} is not a text file of URLs (not UTF-8 at byte {exc.start})"
+        ) from None
+    return text.splitlines()
+
+
+def problem_lines(problems: list[SeedProblem], name: str) -> list[str]:
+    """What to print about the bad lines: the first few, then how many more."""
+    shown = [f"{name}: skipped {problem}" for problem in problems[:SHOWN_PROBLEMS]]
+    rest = len(problems) - SHOWN_PROBLEMS
+    if rest > 0:
+        lines = "1 more line" if rest == 1 else f"{rest} more lines"
+        shown.append(f"{name}: skipped {lines} with no valid seed URL")
+    return shown

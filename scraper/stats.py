@@ -9,6 +9,8 @@ from typing import Any
 
 from .errors import error_kind
 
+MAX_DETAILS = 1000  # distinct error strings counted (their number is unbounded)
+
 
 @dataclass
 class CrawlStats:
@@ -16,6 +18,7 @@ class CrawlStats:
     finished: float | None = None
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    details: Counter[str] = field(default_factory=Counter)  # whole error strings, for "nothing succeeded"
     skipped: Counter[str] = field(default_factory=Counter)
     slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
@@ -31,6 +34,8 @@ class CrawlStats:
             self.unchanged += bool(record.get("unchanged"))
         else:
             self.errors[kind] += 1
+            if len(self.details) < MAX_DETAILS or record["error"] in self.details:
+                self.details[record["error"]] += 1
 
     def finish(self) -> None:
         self.finished = time.monotonic()
@@ -51,8 +56,8 @@ class CrawlStats:
     def summary(self) -> str:
         """A few lines for stderr: pages, errors by kind, skips, rate and time."""
         lines = [
-            f"{self.pages} pages in {self.duration:.2f} s ({self.pages_per_second:.1f} pages/s): "
-            f"{self.ok} ok, {sum(self.errors.values())} errors"
+            f"{plural(self.pages, 'page')} in {self.duration:.2f} s ({self.pages_per_second:.1f} pages/s): "
+            f"{self.ok} ok, {plural(sum(self.errors.values()), 'error')}"
             + (" (interrupted)" if self.interrupted else "")
         ]
         if self.errors:
@@ -66,10 +71,31 @@ class CrawlStats:
         if self.unchanged:
             lines.append(f"unchanged since the last crawl: {self.unchanged} pages")
         if self.resumed:
-            lines.append(f"resumed: {self.resumed} pages were already recorded")
+            lines.append(f"resumed: {plural(self.resumed, 'page')} already recorded")
         if self.worker_failures:
             lines.append(f"worker failures (died or hung; workers restarted): {self.worker_failures}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.nothing_succeeded())
+
+    def nothing_succeeded(self) -> list[str]:
+        """Lines that say so when no page succeeded, and the most common reason."""
+        if self.ok or self.interrupted:
+            return []
+        if not self.pages:
+            why = f": {self._most_common()[0]}" if self.details else ""
+            return [f"scraper: nothing was crawled{why}"]
+        error, count = self._most_common()
+        share = "all" if count == self.pages else f"{count} of them"
+        return [f"scraper: nothing succeeded: {plural(self.pages, 'page')} failed, {share} with {error}"]
+
+
+    def _most_common(self) -> tuple[str, int]:
+        """The most common error string (the first in sort order on a tie: the same every run)."""
+        return min(self.details.items(), key=lambda item: (-item[1], item[0]))
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 page`, `2 pages`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _by_count(counter: Counter[str]) -> str:

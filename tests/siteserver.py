@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import random
 import re
 import threading
 import time
@@ -58,6 +59,7 @@ class SiteServer:
     site: dict[str, bytes]
     redirects: dict[str, str] = field(default_factory=lambda: {MOVED: REDIRECT_TARGET})
     delay: float = 0.0
+    jitter: float = 0.0  # plus a random delay up to this, so that answers come in any order
     body_pauses: dict[str, float] = field(default_factory=dict)  # path -> pause between head and body
     # path -> answers (status, headers) given, in order, before the site's own: 503s, 429s...
     answers: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
@@ -201,8 +203,8 @@ class SiteServer:
                     server.requests.append(Request(self.path, dict(self.headers.items()), time.monotonic()))
                     canned = server.answers.get(self.path)
                     answer = canned.pop(0) if canned else None
-                if server.delay:
-                    time.sleep(server.delay)
+                if server.delay or server.jitter:
+                    time.sleep(server.delay + random.uniform(0, server.jitter))
                 location = server.redirects.get(self.path)
                 body = server.site.get(self.path)
                 if answer is not None:

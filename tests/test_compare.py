@@ -20,7 +20,7 @@ import pytest
 from conftest import _stat, children_of, read_jsonl
 
 from scraper import CrawlConfig
-from scraper.compare import RunResult, explain, format_table, plot, run_comparison, same_pages
+from scraper.compare import RunResult, explain, format_table, plot, report, run_comparison, same_pages
 from scraper.demo import ROBOTS_TXT, serve_in_process
 
 pytestmark = pytest.mark.timeout(90)
@@ -54,8 +54,9 @@ def jsonl_lines(path: Path) -> list[str]:
 
 
 def result(label: str, backend: str, workers: int, urls: set[str] | None = None, **figures) -> RunResult:
-    urls = urls if urls is not None else {f"http://127.0.0.1/{i}" for i in range(3)}
-    return RunResult(label, backend, workers, pages=figures.pop("pages", len(urls)), urls=urls, **figures)
+    urls = urls if urls is not None else {f"http://127.0.0.1/{i}" for i in range(30)}
+    pages = figures.pop("pages", len(urls))
+    return RunResult(label, backend, workers, pages=pages, ok=figures.pop("ok", pages), urls=urls, **figures)
 
 
 def three_runs(**serial_figures) -> list[RunResult]:
@@ -330,3 +331,41 @@ def test_serve_in_process_serves_the_site_and_stops_its_process(failing):
     assert not (_own_children() - before)
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+# -- no conclusion from failed runs or too little work (issue 14) --------------------------
+
+
+def test_failed_runs_give_no_conclusion_and_say_why():
+    runs = three_runs(fetch_ms=90.0, parse_ms=10.0)
+    for run in runs:
+        run.ok = 0
+    text = report(runs, "offline")
+    assert "No conclusion: pages failed (serial: 30 of 30 pages failed" in text, text
+    assert "threads are enough" not in text and "same 30 pages" not in text, text
+
+
+def test_too_little_work_gives_no_conclusion_and_says_why():
+    serial, threads, processes = three_runs(fetch_ms=90.0, parse_ms=10.0)
+    for run in (serial, threads, processes):
+        run.pages = run.ok = 1
+    serial.wall = 0.1
+    text = report([serial, threads, processes], "one page")
+    assert "No conclusion: too little work (1 page, 0.10 s serially)" in text, text
+    assert "threads are enough" not in text and "0.4x" not in text.split("\n\n")[-1], text
+
+
+def test_table_counts_ok_pages_and_errors():
+    runs = three_runs(fetch_ms=90.0, parse_ms=10.0)
+    runs[1].ok = 27
+    header, _, _, threads, _ = format_table(runs).splitlines()
+    assert cells(threads)[cells(header).index("ok")] == "27"
+    assert cells(threads)[cells(header).index("errors")] == "3"
+
+
+def test_cli_compare_on_a_one_page_site_draws_no_conclusion(run_cli, serve, write_seeds, tmp_path):
+    one = serve(site={"/": b"<html><title>one</title></html>", "/robots.txt": b""})
+    result = run_cli(write_seeds(one.url("/")), "--compare", "-w", "2", "-o", tmp_path / "out.jsonl")
+    assert result.rc == 0, result
+    assert "No conclusion: too little work" in result.stdout, result
+    assert "threads are enough" not in result.stdout and "GIL" not in result.stdout, result

@@ -353,4 +353,4 @@ def test_the_output_is_closed_when_the_workers_cannot_start(tmp_path, monkeypatc
     crawl = Crawl(CrawlConfig(backend="thread", output=str(tmp_path / "out.jsonl")), ["http://127.0.0.1:9/"])
     with pytest.raises(OSError, match="no more threads"):
         crawl.__enter__()
-    assert crawl.aggregator.journal._file.closed
+    assert crawl.aggregator.journal.closed

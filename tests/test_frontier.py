@@ -128,16 +128,37 @@ def test_max_pages_is_spent_in_breadth_first_order():
     frontier = make(max_pages=3)
     frontier.offer(f"{SITE}/", 0)
     seed = frontier.next_ready(0.0)
-    frontier.offer(f"{SITE}/a", 1)
-    a = frontier.next_ready(0.0)
-    frontier.offer(f"{SITE}/a/deep", 2)  # found first, but depth 2 waits for the seed...
-    frontier.offer(f"{SITE}/b", 1)  # ...so the later depth-1 page gets the last of the budget
-    assert urls(drain(frontier, 0.0)) == [f"{SITE}/b"]
+    frontier.offer(f"{SITE}/a", 1, parent=f"{SITE}/")
+    frontier.offer(f"{SITE}/b", 1, parent=f"{SITE}/")
+    assert frontier.next_ready(0.0) is None  # a level waits until the one before it is done
     frontier.done(seed, 0.0)
+    a, b = drain(frontier, 0.0)
+    frontier.offer(f"{SITE}/a/deep", 2, parent=a.url)
+    frontier.done(a, 0.0)
+    frontier.done(b, 0.0)
     assert drain(frontier, 0.0) == []
     assert frontier.skipped[SKIP_MAX_PAGES] == 1
-    frontier.done(a, 0.0)
-    assert frontier.has_pending() is True  # b is in flight
+    assert frontier.has_pending() is False
+
+
+LINKS = {"/1": ["/1a", "/1b", "/shared"], "/2": ["/shared", "/2a"]}
+
+
+@pytest.mark.parametrize("answers", [["/1", "/2"], ["/2", "/1"]])
+def test_max_pages_takes_the_same_pages_whichever_answer_comes_first(answers):
+    frontier = make(max_pages=5)
+    for seed in ("/1", "/2"):
+        frontier.offer(SITE + seed, 0)
+    seeds = {task.url: task for task in drain(frontier, 0.0)}
+    for seed in answers:  # the seeds' links, offered as their answers arrive
+        for link in LINKS[seed]:
+            frontier.offer(SITE + link, 1, parent=SITE + seed)
+        frontier.done(seeds[SITE + seed], 0.0)
+    admitted = drain(frontier, 0.0)
+    # breadth-first: the first seed's links in link order, then the second's
+    assert sorted(urls(admitted)) == [f"{SITE}/1a", f"{SITE}/1b", f"{SITE}/shared"]
+    assert {task.url: task.parent for task in admitted}[f"{SITE}/shared"] == f"{SITE}/1"  # found first
+    assert frontier.skipped == {SKIP_DUPLICATE: 1, SKIP_MAX_PAGES: 1}
 
 
 # -- robots.txt ----------------------------------------------------------------------

@@ -342,7 +342,8 @@ def test_rules_name_fields_in_the_library():
     assert library_error(resume=True) == "resume needs the output file of the crawl (output)"
     assert library_error(since="a", overwrite_output="a") == (
         "since is read while the crawl runs: it cannot be the file overwrite_output empties")
-    assert len(RULES) == 4
+    assert library_error(resume=True, output="-") == "resume reads its output again: give output a file"
+    assert len(RULES) == 5
 
 
 def test_rules_name_options_on_the_command_line(capsys):
@@ -364,6 +365,7 @@ CONTRADICTIONS = [
     (["--demo", "--resume", "-o", "x.jsonl"], NOT_WITH_RESUME),
     (["s.txt", "--select", "a=h1", "--select", "b=h2", "--select", "a = p"],
      "--select names the field 'a' twice"),
+    (["s.txt", "--resume", "-o", "-"], "--resume reads its output again: give -o/--output a file"),
 ]
 
 
