@@ -17,7 +17,10 @@ running fetch threads (fork, spawn or forkserver: the context decides).
   took it and began parsing it (time.monotonic, which is the same clock in
   every process of the machine) into shared arrays; the group reads them as
   durations.
-- Stop: a shared Event, the broadcast every relay and fetch thread polls.
+- Stop: a flag in shared memory, the broadcast every relay and fetch thread
+  polls. Not a multiprocessing.Event: its lock would be taken by every poll,
+  and a process that exits while one of its daemon threads holds it leaves it
+  locked for ever, and the next set() with it.
 - A death: the queue's lock may have died with it (an idle relay waits inside
   get() holding it), so `recover` does what CPython's ProcessPoolExecutor
   does with a broken pool, but goes on: it kills every worker, abandons the
@@ -108,7 +111,7 @@ class ProcessGroup:
         self._open_channels()
 
     def _open_channels(self) -> None:
-        self._stop = self.context.Event()
+        self._stop = self.context.RawValue("b", 0)  # 1: stop (a byte: written and read whole)
         self._tasks = _Tasks(self)
         self._results = _PipeResults(self.context)
         self._workers: list[_Worker] = []
@@ -183,7 +186,7 @@ class ProcessGroup:
         return list(in_flight.values())
 
     def stop(self, deadline: float) -> None:
-        self._stop.set()
+        self._stop.value = 1
         while any(w.process.is_alive() for w in self._all()) and time.monotonic() < deadline:
             # A worker blocked on a full result pipe can only finish if we read.
             # What arrives now is dropped: those tasks were abandoned, and
@@ -196,7 +199,7 @@ class ProcessGroup:
         self._close_channels()
 
     def _kill_all(self) -> None:
-        self._stop.set()
+        self._stop.value = 1
         for worker in self._all():
             if worker.process.is_alive():
                 worker.process.kill()
@@ -356,7 +359,7 @@ class _Relay:
         self.parent_gone = parent is not None and not parent.is_alive()
 
     def should_stop(self) -> bool:
-        return self.parent_gone or self.stop.is_set()
+        return self.parent_gone or bool(self.stop.value)
 
 
 class _ThreadContext:
