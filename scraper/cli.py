@@ -63,6 +63,11 @@ def entry_point() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["worker"], ["status"]):  # the redis backend's commands (SPEC 8)
+        from .remote import main as remote_main
+
+        return remote_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     refuse_contradictions(parser, args)

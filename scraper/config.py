@@ -79,8 +79,9 @@ class CrawlConfig:
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
         help="JSONL output, truncated first")
     workers: int = option(
-        Computed(default_workers), "-w", "--workers", kind=POSITIVE_INT, metavar="N",
-        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
+        Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
+        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here; "
+             "redis backend: local workers, 0 for remote only)")
     backend: str = option("process", "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
     concurrency: int | None = option(
         None, "--concurrency", kind=POSITIVE_INT, metavar="N",
@@ -122,6 +123,13 @@ class CrawlConfig:
     start_method: str | None = option(
         None, "--start-method", kind=Choice(START_METHODS),
         help="multiprocessing start method (default: the platform's)")
+    redis: str | None = option(
+        None, "--redis", kind=TEXT, metavar="URL",
+        help="Redis of a distributed crawl (--backend redis): redis://, rediss:// or unix:// "
+             "(default: $SCRAPER_REDIS_URL)")
+    crawl_id: str = option(
+        "default", "--crawl-id", kind=TEXT, metavar="ID",
+        help="name of the crawl in Redis, so that crawls can share one (default: %(default)s)")
     parse: ParseCallback | str | None = option(
         None, "--parse", kind=CALLBACK, metavar="MODULE:FUNCTION",
         help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
@@ -146,7 +154,7 @@ class CrawlConfig:
         automatic ceiling (the scheduler then decides how many are busy)."""
         if self.concurrency is None:
             return AUTO_THREADS_PER_WORKER
-        return -(-self.concurrency // self.workers)  # ceiling division
+        return -(-self.concurrency // max(self.workers, 1))  # ceiling division
 
     @property
     def output_path(self) -> str | None:
@@ -169,4 +177,5 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.resume and c.overwrite_output),
      "{resume} continues its output: give it with {output}, not {overwrite_output}"),
     (lambda c: not c.resume or bool(c.output), "{resume} needs the output file of the crawl ({output})"),
+    (lambda c: c.workers > 0 or c.backend == "redis", "{workers} must be >= 1 (0 only with --backend redis)"),
 )

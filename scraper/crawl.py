@@ -32,7 +32,7 @@ from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
 from .config import CrawlConfig
 from .errors import ScraperError
 from .journal import Journal, read_records
-from .records import Result, WorkerSpec, failed_record
+from .records import PAGE, SLOW_DOWN_STATUSES, Result, WorkerSpec, failed_record
 from .scheduler import Scheduler
 from .stats import CrawlStats
 from .urls import host_of
@@ -93,6 +93,8 @@ class Crawl:
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
         resume_from = self.config.output_path if self.config.resume else None
+        if resume_from:
+            self._write_delivered(resume_from)
         depths = self._mark_done(resume_from) if resume_from else []
         self.scheduler.add_seeds(self.seeds)
         for depth in depths:
@@ -106,6 +108,22 @@ class Crawl:
         yield from self.aggregator.flush()
         self.stats.skipped.update(self.scheduler.frontier.skipped)
         self.stats.slowed.update(self.scheduler.frontier.slowed)
+
+    def _write_delivered(self, path: str) -> None:
+        """Resume, part 0: pages an earlier coordinator left in a broker (the redis
+        backend's result stream) are written to the journal, not fetched again."""
+        delivered: list[Result] = getattr(self.pool, "delivered", [])
+        journal = self.aggregator.journal
+        if not delivered or journal is None:
+            return
+        written = {record["url"] for record in read_records(path)}
+        records = []
+        for result in delivered:
+            url = result.record["url"]
+            if settled_page(result, self.config.retries) and url not in written:
+                written.add(url)
+                records.append(result.record)
+        journal.write(records)
 
     def _mark_done(self, path: str) -> list[int]:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""
@@ -204,6 +222,13 @@ class Crawl:
         # in flight are abandoned (--resume fetches them again).
         early = self._stop_deadline is not None or not self.scheduler.finished()
         self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN))
+
+
+def settled_page(result: Result, retries: int) -> bool:
+    """A result that ends its page (not robots.txt, a redirect hop, nor a 429/503 to retry)."""
+    task, status = result.task, result.record.get("status")
+    retry = status in SLOW_DOWN_STATUSES and task.retries < retries
+    return task.kind == PAGE and result.redirect_to is None and not retry
 
 
 def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:

@@ -32,9 +32,10 @@ OWNERS = {
     "w3lib": {"urls", "parse"},  # parse: w3lib.encoding reads <meta> charsets
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
-    "multiprocessing": {"backends.process", "demo", "bench"},
+    "multiprocessing": {"backends.process", "backends.redis", "remote", "demo", "bench"},
+    "redis": {"backends.redis"},
     # parse: a thread-local parser; deadline: the watchdog thread
-    "threading": {"backends.process", "backends.thread", "demo", "parse", "deadline"},
+    "threading": {"backends.process", "backends.thread", "remote", "demo", "parse", "deadline"},
 }
 SUBPACKAGES = ("backends",)
 
