@@ -44,7 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import wire
 from ..errors import ScraperError, UsageError
-from ..records import Result, Task, WorkerSpec
+from ..records import PAGE, Result, Task, WorkerSpec
 from .base import PREFETCH, Activity, Failure, hung_after, hung_failures
 
 try:
@@ -295,6 +295,7 @@ class RedisGroup:
         k = self.keys
         pipe = self.client.pipeline()
         pipe.set(k.state, "done", ex=STATE_TTL)
+        pipe.hset(k.stats, "done", self._results.pages)
         pipe.expire(k.stats, STATE_TTL)
         pipe.delete(k.tasks, k.spec, k.wanted)
         pipe.execute()
@@ -312,6 +313,7 @@ class RedisGroup:
         self._last_check = now
         self._call(self._renew_lock)
         self._heartbeats = self._call(self._read_heartbeats)
+        self._call(lambda: self.client.hset(self.keys.stats, "done", self._results.pages))
         return True
 
     def _renew_lock(self) -> None:
@@ -468,6 +470,7 @@ class _StreamResults:
         self.group = group
         self.last_id: bytes | str = "0"
         self.warn = WarnOnce()
+        self.pages = 0  # page results received (for `scraper status`)
         self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
 
     def receive(self, timeout: float) -> list[Result]:
@@ -483,6 +486,7 @@ class _StreamResults:
                 result = self._load(fields)
                 if result is not None:
                     received.append(result)
+                    self.pages += result.task.kind == PAGE and result.redirect_to is None
         if received or found:
             self._read.append((time.monotonic(), self.last_id))
         self.trim()
