@@ -246,13 +246,114 @@ def test_redis_restart_without_persistence(redis_server, start_cli, serve, write
     coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
                             redis_server.url, "-w", "0", "--depth", "3", "-O", "out.jsonl")  # fmt: skip
     assert wait_until(lambda: len(site.page_paths()) >= 10, 30)
+    # The worker dies with Redis: what was in flight now lives only in the coordinator.
+    worker.kill()
     redis_server.restart(down_for=1.0)
+    second = start_worker(start_cli, redis_server)
     result = coordinator.wait(90)
     assert result.rc == 0, result
     assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
-    assert worker.wait(10).rc == 0
+    assert "sending the pages in flight again" in result.stderr
+    assert second.wait(10).rc == 0
 
 
 def test_wire_task_round_trip_keeps_attempt() -> None:
     task = Task(7, "http://a/", attempt=1)
     assert wire.load_task(wire.dump_task(task)) == task
+
+
+def test_politeness_holds_across_four_workers(redis_server, start_cli, serve, write_seeds) -> None:
+    """--per-host and --delay are the coordinator's: measured at the server, whatever the workers."""
+    site = serve(pages=24, delay=0.3)
+    workers = [start_worker(start_cli, redis_server, "--concurrency", "4") for _ in range(4)]
+    result = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis", redis_server.url,
+                       "-w", "0", "--depth", "3", "--per-host", "2", "-O", "out.jsonl").wait(90)  # fmt: skip
+    assert result.rc == 0, result
+    with site._lock:
+        arrivals = sorted(request.at for request in site.requests)
+    # Each answer takes 0.3 s: no 0.25 s window may see more than 2 requests begin.
+    assert max(sum(a <= b < a + 0.25 for b in arrivals) for a in arrivals) <= 2
+    assert len({record["worker"].split("/")[0] for record in result.records}) >= 2
+    for worker in workers:
+        assert worker.wait(10).rc == 0
+
+    site = serve(pages=10)
+    workers = [start_worker(start_cli, redis_server) for _ in range(4)]
+    result = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis", redis_server.url,
+                       "-w", "0", "--depth", "2", "--delay", "0.2", "-O", "delay.jsonl").wait(90)  # fmt: skip
+    assert result.rc == 0, result
+    with site._lock:  # robots.txt is fetched before, outside the delay
+        arrivals = sorted(r.at for r in site.requests if r.path != "/robots.txt")
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.18
+    for worker in workers:
+        assert worker.wait(10).rc == 0
+
+
+@pytest.mark.slow
+def test_worker_stopped_15s_is_taken_over_and_its_late_results_dropped(
+    redis_server, start_cli, serve, write_seeds, expected
+) -> None:
+    site = serve(pages=60, delay=0.2)
+    stopped = start_worker(start_cli, redis_server, "--concurrency", "4")
+    other = start_worker(start_cli, redis_server, "--concurrency", "4")
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis", redis_server.url,
+                            "-w", "0", "--depth", "3", "-O", "out.jsonl")  # fmt: skip
+    assert wait_until(lambda: len(site.page_paths()) >= 8, 30)
+    os.kill(stopped.pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        assert wait_until(lambda: "taking over" in _peek_stderr(coordinator), 12)
+        assert time.monotonic() - stopped_at < 10
+        time.sleep(max(0.0, 15 - (time.monotonic() - stopped_at)))
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    result = coordinator.wait(90)
+    assert result.rc == 0, result
+    assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
+    assert stopped.wait(10).rc == 0 and other.wait(10).rc == 0
+
+
+def _peek_stderr(process: CliProcess) -> str:
+    """What a running CLI wrote to stderr so far (read without blocking)."""
+    import fcntl
+
+    stream = process.popen.stderr
+    assert stream is not None
+    fd = stream.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    chunk = os.read(fd, 1 << 16) if _readable(fd) else b""
+    process.__dict__.setdefault("seen", b"")
+    process.__dict__["seen"] += chunk
+    return process.__dict__["seen"].decode(errors="replace")
+
+
+def _readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_redis_gone_past_the_limit_ends_with_one_line(redis_server, serve, monkeypatch, tmp_path) -> None:
+    import scraper.backends.redis as backend
+
+    monkeypatch.setattr(backend, "OUTAGE_LIMIT", 2.0)  # SPEC: 60 s; the logic is the same
+    site = serve(pages=60, delay=0.1)
+    output = tmp_path / "out.jsonl"
+    records = scraper.iter_crawl([site.url("/")], depth=3, workers=1, output=str(output),
+                                 **settings(redis_server))  # fmt: skip
+    with pytest.raises(scraper.ScraperError, match="unreachable for 2 s; the output is valid"):
+        for index, _ in enumerate(records):
+            if index == 5:
+                redis_server.stop()
+    from conftest import read_jsonl
+
+    written = read_jsonl(output)  # valid JSONL, for --resume
+    assert len(written) >= 5
+
+
+def test_without_redis_py_the_backend_says_how_to_get_it(monkeypatch) -> None:
+    import scraper.backends.redis as backend
+
+    monkeypatch.setattr(backend, "redis", None)
+    with pytest.raises(scraper.UsageError, match=r"pip install 'scraper\[redis\]'"):
+        scraper.crawl(["http://127.0.0.1:9/"], backend="redis", redis="redis://localhost")
