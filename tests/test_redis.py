@@ -284,7 +284,7 @@ def test_politeness_holds_across_four_workers(redis_server, start_cli, serve, wr
     assert result.rc == 0, result
     with site._lock:  # robots.txt is fetched before, outside the delay
         arrivals = sorted(r.at for r in site.requests if r.path != "/robots.txt")
-    assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.18
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 0.18
     for worker in workers:
         assert worker.wait(10).rc == 0
 
@@ -357,3 +357,10 @@ def test_without_redis_py_the_backend_says_how_to_get_it(monkeypatch) -> None:
     monkeypatch.setattr(backend, "redis", None)
     with pytest.raises(scraper.UsageError, match=r"pip install 'scraper\[redis\]'"):
         scraper.crawl(["http://127.0.0.1:9/"], backend="redis", redis="redis://localhost")
+
+
+def test_demo_on_a_private_redis(run_cli) -> None:
+    result = run_cli("--demo", "--backend", "redis", "-O", "demo.jsonl", timeout=120)
+    assert result.rc == 0, result
+    assert result.stderr.count("a coordinator and 2 workers over Redis") == 2
+    assert "150 pages" in result.stdout and "300 pages" in result.stdout
