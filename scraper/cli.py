@@ -95,7 +95,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.demo:
         from .demo import run_demo
 
-        return run_demo(args, checked_config(parser, args, output_default=None), args.workers)
+        demo_config = checked_config(parser, args, output_default=None)
+        if demo_config.backend == "redis":  # a coordinator and two workers over a private Redis
+            from .redis_demo import run_redis_demo
+
+            return run_redis_demo(demo_config)
+        return run_demo(args, demo_config, args.workers)
     if args.seeds is None:
         parser.error("the following arguments are required: SEEDS (or use --demo)")
     config = checked_config(parser, args)

@@ -80,8 +80,8 @@ class CrawlConfig:
         help="JSONL output, truncated first")
     workers: int = option(
         Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
-        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here; "
-             "redis backend: local workers, 0 for remote only)")
+        help="fetcher processes (or threads; with --backend redis, local workers, 0 for remote only) "
+             f"(default: number of CPUs, {default_workers()} here)")
     backend: str = option("process", "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
     concurrency: int | None = option(
         None, "--concurrency", kind=POSITIVE_INT, metavar="N",

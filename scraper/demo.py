@@ -169,10 +169,6 @@ FLAVOURS = [
 
 def run_demo(args: argparse.Namespace, config: CrawlConfig, workers: int | None) -> int:
     """Compare serial, threads and processes on an I/O-bound and a CPU-bound local site."""
-    if config.backend == "redis":  # SPEC 8: a coordinator and two workers over a private Redis
-        from .redis_demo import run_redis_demo
-
-        return run_redis_demo(config)
     output = config.output_path or os.path.join("data", "demo.jsonl")
     stem = os.path.splitext(output)[0]
     sections = []

@@ -32,7 +32,7 @@ from typing import Any
 
 from . import wire
 from .backends.base import PREFETCH
-from .backends.redis import (
+from .backends.streams import (
     BATCH,
     GROUP,
     HEARTBEAT_TTL,

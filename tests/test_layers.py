@@ -33,7 +33,7 @@ OWNERS = {
     "tqdm": {"cli"},
     "matplotlib": {"compare"},
     "multiprocessing": {"backends.process", "backends.redis", "remote", "demo", "bench"},
-    "redis": {"backends.redis"},
+    "redis": {"backends.streams"},
     # parse: a thread-local parser; deadline: the watchdog thread
     "threading": {"backends.process", "backends.thread", "remote", "demo", "parse", "deadline"},
 }

@@ -19,7 +19,7 @@ from conftest import CliProcess, wait_until
 
 import scraper
 from scraper import wire
-from scraper.backends.redis import Keys, masked
+from scraper.backends.streams import Keys, masked
 from scraper.records import Task
 
 redis = pytest.importorskip("redis", reason="pip install 'scraper[redis]'")
@@ -352,9 +352,9 @@ def test_redis_gone_past_the_limit_ends_with_one_line(redis_server, serve, monke
 
 
 def test_without_redis_py_the_backend_says_how_to_get_it(monkeypatch) -> None:
-    import scraper.backends.redis as backend
+    import scraper.backends.streams as streams
 
-    monkeypatch.setattr(backend, "redis", None)
+    monkeypatch.setattr(streams, "redis", None)
     with pytest.raises(scraper.UsageError, match=r"pip install 'scraper\[redis\]'"):
         scraper.crawl(["http://127.0.0.1:9/"], backend="redis", redis="redis://localhost")
 

@@ -34,31 +34,30 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import PAGE, Result, Task, WorkerSpec
 from .base import PREFETCH, Activity, Failure, hung_after, hung_failures
+from .streams import (
+    BATCH,
+    CLAIM_IDLE,
+    GROUP,
+    Keys,
+    WarnOnce,
+    connect,
+    masked,
+    need_redis,
+    node_name,
+    reason,
+    redis,
+    redis_url,
+)
 
-try:
-    import redis
-except ImportError:  # the extra is not installed: say how to get it when chosen
-    redis = None  # type: ignore[assignment]
-
-log = logging.getLogger(__name__)
-
-GROUP = "workers"
-BATCH = 16  # tasks per XREADGROUP and results per pipeline: the issue measured 51 -> 4 us of Redis CPU
-RENEW_EVERY = 1.0  # seconds between a worker's renewals of what it holds
-CLAIM_IDLE = 5.0  # seconds without renewal after which a task is taken over (SPEC: within 10 s)
-HEARTBEAT_TTL = 5.0  # seconds a worker's heartbeat outlives its last renewal
 LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
 CHECK_EVERY = 1.0  # seconds between the coordinator's looks at Redis (lock, takeovers, heartbeats)
 OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
@@ -66,84 +65,9 @@ RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
 TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
 READ_COUNT = 256  # results per XREAD
 STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
-ENV_URL = "SCRAPER_REDIS_URL"
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def need_redis() -> None:
-    """Exit-2 error when the client library is missing."""
-    if redis is None:
-        raise UsageError("the redis backend needs redis-py: pip install 'scraper[redis]'")
-
-
-def redis_url(url: str | None) -> str:
-    """The URL given, else $SCRAPER_REDIS_URL; a usage error when there is neither."""
-    url = url or os.environ.get(ENV_URL)
-    if not url:
-        raise UsageError(f"the redis backend needs --redis URL (or ${ENV_URL})")
-    return url
-
-
-def masked(url: str) -> str:
-    """The URL with its password replaced by ***: what every message shows."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def connect(url: str) -> Any:
-    """A client of `url`, checked with a PING; UsageError with one masked line if refused."""
-    need_redis()
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-        client.ping()
-    except redis.AuthenticationError:
-        raise UsageError(f"Redis at {masked(url)} refused the password (or user)") from None
-    except redis.ResponseError as exc:
-        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-            raise UsageError(f"Redis at {masked(url)} needs a password (give it in the URL)") from None
-        raise UsageError(f"Redis at {masked(url)}: {exc}") from None
-    except (redis.ConnectionError, redis.TimeoutError, ValueError) as exc:
-        raise UsageError(f"cannot reach Redis at {masked(url)}: {_reason(exc)}") from None
-    return client
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc).split("\n")[0] or type(exc).__name__
-
-
-def node_name() -> str:
-    """This worker process as records and `scraper status` name it: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The keys of one crawl id."""
-
-    crawl_id: str
-
-    def __getattr__(self, name: str) -> str:
-        return f"scraper:{self.crawl_id}:{name}"
-
-    def worker(self, name: str) -> str:
-        return f"scraper:{self.crawl_id}:worker:{name}"
-
-
-class WarnOnce:
-    """Logs a bad message once per kind, then counts quietly (a flood stays one line)."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def __call__(self, where: str, exc: Exception) -> None:
-        if where not in self.seen:
-            self.seen.add(where)
-            log.warning("skipped a message in %s that is not ours (%s); not run", where, exc)
 
 
 class RedisBackend:
@@ -418,7 +342,7 @@ class RedisGroup:
         if self._outage_since is None:
             self._outage_since = now
             log.warning("Redis at %s is unreachable (%s); waiting up to %g s",
-                        masked(self.url), _reason(exc), OUTAGE_LIMIT)  # fmt: skip
+                        masked(self.url), reason(exc), OUTAGE_LIMIT)  # fmt: skip
         elif now - self._outage_since > OUTAGE_LIMIT:
             raise ScraperError(f"Redis at {masked(self.url)} unreachable for {OUTAGE_LIMIT:g} s; "
                                "the output is valid: rerun with --resume")  # fmt: skip
@@ -430,7 +354,7 @@ class RedisGroup:
         try:
             operation()
         except Exception as exc:  # closing: Redis may be the reason we are closing
-            log.warning("could not tell the workers the crawl ended (%s)", _reason(exc))
+            log.warning("could not tell the workers the crawl ended (%s)", reason(exc))
 
 
 class _StreamTasks:
