@@ -364,3 +364,12 @@ def test_demo_on_a_private_redis(run_cli) -> None:
     assert result.rc == 0, result
     assert result.stderr.count("a coordinator and 2 workers over Redis") == 2
     assert "150 pages" in result.stdout and "300 pages" in result.stdout
+
+
+def test_a_worker_of_another_version_is_refused(redis_server, run_cli) -> None:
+    client, keys = redis_server.client(), Keys("default")
+    client.set(keys.spec, b'{"v": 99, "timeout": 10}')
+    client.set(keys.state, "running")
+    result = run_cli("worker", redis_server.url, "-w", "1", timeout=20)
+    assert result.rc == 2, result
+    assert "message of version 99; this scraper speaks version 1" in result.stderr
