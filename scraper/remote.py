@@ -51,6 +51,7 @@ from .records import Result, Task, WorkerSpec
 log = logging.getLogger("scraper")
 
 READ_BLOCK_MS = 100  # longest wait for tasks: bounds how late the worker sees `state`
+LISTEN_EVERY = 0.2  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
 WAIT_POLL = 0.5  # seconds between two looks for a coordinator
 EXIT_AFTER = 2.0  # SPEC 8: workers are gone within 2 s of the end of the crawl
 
@@ -79,6 +80,7 @@ class Node:
         self.threads: list[threading.Thread] = []
         self.warn = WarnOnce()
         self._last_keep = 0.0
+        self._last_listen = 0.0
 
     # -- the main thread --------------------------------------------------------------
 
@@ -88,9 +90,9 @@ class Node:
         sender.start()
         try:
             while not self.stop.is_set():
+                self._keep()  # first: the coordinator counts this worker from its first heartbeat
                 self._start_threads()
                 self._read_tasks()
-                self._keep()
         finally:
             self._leave(sender)
 
@@ -113,7 +115,7 @@ class Node:
                                            count=room, block=READ_BLOCK_MS)  # fmt: skip
         except Exception as exc:  # NOGROUP after a Redis restart, or Redis away: the coordinator mends it
             log.debug("reading tasks: %s", exc)
-            time.sleep(WAIT_POLL)
+            time.sleep(READ_BLOCK_MS / 1000)
             return
         for _, entries in found or ():
             for entry_id, fields in entries:
@@ -132,16 +134,20 @@ class Node:
         self.local.put((entry_id, task))
 
     def _keep(self) -> None:
-        """Every RENEW_EVERY seconds: renew held tasks, heartbeat, read the broadcast."""
+        """Read the broadcast and the threads wanted every LISTEN_EVERY seconds; every
+        RENEW_EVERY seconds also renew the tasks held and send the heartbeat."""
         now = time.monotonic()
-        if now - self._last_keep < RENEW_EVERY:
+        if now - self._last_listen < LISTEN_EVERY:
             return
-        self._last_keep = now
+        self._last_listen = now
         if self.is_local and not _parent_alive():
             self.stop.set()
             return
+        beat = now - self._last_keep >= RENEW_EVERY
+        if beat:
+            self._last_keep = now
         try:
-            state, wanted = self._heartbeat(now)
+            state, wanted = self._heartbeat(now, beat)
         except Exception as exc:
             log.debug("heartbeat: %s", exc)
             return
@@ -151,19 +157,20 @@ class Node:
         if wanted is not None:
             self.wanted = max(1, int(wanted))
 
-    def _heartbeat(self, now: float) -> tuple[bytes | None, bytes | None]:
+    def _heartbeat(self, now: float, beat: bool) -> tuple[bytes | None, bytes | None]:
         with self.lock:
             held = list(self.held)
             holds = {task_id: [now - took, None if parsing is None else now - parsing]
                      for task_id, took, parsing in self.board.values()}  # fmt: skip
-        beat = json.dumps({"name": self.name, "host": self.name.rpartition(":")[0], "pid": os.getpid(),
-                           "threads": min(self.wanted, self.limit), "pages": self.pages,
-                           "holds": holds, "seen": time.time()})  # fmt: skip
+        message = json.dumps({"name": self.name, "host": self.name.rpartition(":")[0], "pid": os.getpid(),
+                              "threads": min(self.wanted, self.limit), "pages": self.pages,
+                              "holds": holds, "seen": time.time()})  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
-        if held:
+        if beat and held:
             pipe.xclaim(self.keys.tasks, GROUP, self.name, 0, held, justid=True)
-        pipe.set(self.keys.worker(self.name), beat, px=int(HEARTBEAT_TTL * 1000))
-        pipe.sadd(self.keys.workers, self.name)
+        if beat:
+            pipe.set(self.keys.worker(self.name), message, px=int(HEARTBEAT_TTL * 1000))
+            pipe.sadd(self.keys.workers, self.name)
         pipe.get(self.keys.state)
         pipe.get(self.keys.wanted)
         replies = pipe.execute(raise_on_error=False)

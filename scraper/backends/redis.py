@@ -151,7 +151,9 @@ class RedisGroup:
     def _start_local_workers(self) -> None:
         from ..remote import run_local_worker
 
-        context = multiprocessing.get_context("spawn")  # spawn-safe: nothing inherited but arguments
+        # The crawl's start method, as the process backend's (fork starts in milliseconds);
+        # spawn works as well: a worker gets only the URL and the crawl id.
+        context: Any = multiprocessing.get_context(self.backend.start_method)
         for index in range(self.count):
             process = context.Process(target=run_local_worker, name=f"redis-worker-{index + 1}",
                                       args=(self.url, self.keys.crawl_id), daemon=True)  # fmt: skip
@@ -164,7 +166,10 @@ class RedisGroup:
         """What the live workers announce: their fetch threads plus PREFETCH each."""
         self._look()
         wanted = self._wanted or self.spec.threads
-        return sum(min(wanted, int(beat.get("threads", 1))) + PREFETCH for beat in self._heartbeats)
+        announced = sum(min(wanted, int(beat.get("threads", 1))) + PREFETCH for beat in self._heartbeats)
+        # Local workers count from the start: their first tasks wait in the stream
+        # while they start, instead of the crawl waiting for their first heartbeat.
+        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + PREFETCH))
 
     def max_concurrency(self) -> int:
         return max(1, self.count) * self.spec.threads
