@@ -6,8 +6,8 @@
 
 Each starts a private redis-server on a Unix socket (TCP on veth addresses for
 `scaling`) and serves generated sites from a separate process (scraper.demo):
-  A: CPU-bound, 300 pages of ~80 KB, no delay (the lab's site A in shape)
-  B: I/O-bound, 300 light pages, 100 ms per response (the lab's site B in shape)
+  A: CPU-bound, 1500 heavy pages, no delay, --per-host 16 (the lab's site A in shape)
+  B: I/O-bound, 1000 light pages, 100 ms per response, --per-host 64 (the lab's site B in shape)
 Runs alternate between the backends; the median of REPEAT runs is printed.
 """
 
@@ -27,7 +27,8 @@ import scraper
 from scraper.demo import serve_in_process
 from scraper.redis_demo import private_redis
 
-SITES = {"A": ({"pages": 300, "padding": 400}, 0.0), "B": ({"pages": 300}, 0.1)}
+# site -> (generated site, seconds per response, --per-host as the lab gives Scrapy)
+SITES = {"A": ({"pages": 1500, "padding": 400}, 0.0, 16), "B": ({"pages": 1000}, 0.1, 64)}
 REPEAT = int(os.environ.get("REPEAT", "3"))
 
 
@@ -45,12 +46,14 @@ def timed_crawl(url: str, **settings: Any) -> tuple[int, float, float]:
 def bench_local(workers: int) -> None:
     """1. One machine: the redis backend's local workers against the process backend."""
     with private_redis() as redis_url:
-        for name, (site, delay) in SITES.items():
+        for name, (site, delay, per_host) in SITES.items():
             with serve_in_process(site, delay) as url:
                 rates: dict[str, list[float]] = {"process": [], "redis": []}
                 for _ in range(REPEAT):
                     for backend in rates:
-                        extra = {"redis": redis_url} if backend == "redis" else {}
+                        extra: dict[str, Any] = {"per_host": per_host}
+                        if backend == "redis":
+                            extra["redis"] = redis_url
                         pages, wall, _ = timed_crawl(url, backend=backend, workers=workers, **extra)
                         rates[backend].append(pages / wall)
                 process, redis = (statistics.median(rates[b]) for b in ("process", "redis"))
@@ -73,7 +76,7 @@ def bench_coordinator(workers: int) -> None:
               f"its CPU {cpu * 1e6 / pages:.0f} us per page ({workers} workers)")  # fmt: skip
 
 
-def bench_scaling(counts: list[int], pages: int = 400, threads: int = 16) -> None:
+def bench_scaling(counts: list[int], pages: int = 1600, threads: int = 16) -> None:
     """3. 1, 2, 4 worker machines (network namespaces, as the multi-machine tests make
     them) on an I/O-bound site of 4 origins answering in 200 ms, `threads` per worker."""
     tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
@@ -97,6 +100,7 @@ def bench_scaling(counts: list[int], pages: int = 400, threads: int = 16) -> Non
             for name, address in hosts:
                 machines.run(name, sys.executable, "-m", "scraper", "worker",
                              f"redis://:bench@{address}:{port}", "-w", "1", "--concurrency", str(threads))
+            time.sleep(2.0)  # the workers start (imports) and wait for the coordinator, as on real machines
             started = time.perf_counter()
             records = scraper.crawl([s.url("/") for s in servers], depth=1000, backend="redis", workers=0,
                                     redis=f"redis://:bench@{hosts[0][1]}:{port}", per_host=1000,

@@ -50,8 +50,8 @@ from .records import Result, Task, WorkerSpec
 
 log = logging.getLogger("scraper")
 
-READ_BLOCK_MS = 100  # longest wait for tasks: bounds how late the worker sees `state`
-LISTEN_EVERY = 0.2  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
+READ_BLOCK_MS = 50  # longest wait for tasks: bounds how late the worker sees `state`
+LISTEN_EVERY = 0.1  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
 WAIT_POLL = 0.5  # seconds between two looks for a coordinator
 EXIT_AFTER = 2.0  # SPEC 8: workers are gone within 2 s of the end of the crawl
 
