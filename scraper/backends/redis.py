@@ -317,7 +317,7 @@ class RedisGroup:
                     task_ids.append(wire.load_task(fields[b"m"]).id)
                 except (wire.WireError, KeyError):
                     continue
-        log.warning("worker %s was not heard of for %g s: taking over %d task(s)",
+        log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
                     consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
         return tuple(task_ids)
 
