@@ -60,10 +60,15 @@ class Node:
     """One worker process taking part in one crawl."""
 
     def __init__(
-        self, client: Any, keys: Keys, spec: WorkerSpec, threads: int, is_local: bool = False
-    ) -> None:
+        self, client: Any, keys: Keys, spec: WorkerSpec, threads: int, is_local: bool = False,
+        isolated: bool = False,
+    ) -> None:  # fmt: skip
+        """`isolated`: the isolation worker (backends/redis.py): one thread, one task at a
+        time, from the stream of tasks sent again after a death."""
         self.client = client
         self.keys = keys
+        self.stream = keys.isolated if isolated else keys.tasks
+        self.prefetch = 0 if isolated else PREFETCH
         self.spec = spec
         self.limit = max(1, threads)
         self.is_local = is_local
@@ -106,12 +111,12 @@ class Node:
 
     def _read_tasks(self) -> None:
         with self.lock:
-            room = min(BATCH, len(self.threads) + PREFETCH - len(self.held))
+            room = min(BATCH, len(self.threads) + self.prefetch - len(self.held))
         if room <= 0:
             time.sleep(0.01)
             return
         try:
-            found = self.client.xreadgroup(GROUP, self.name, {self.keys.tasks: ">"},
+            found = self.client.xreadgroup(GROUP, self.name, {self.stream: ">"},
                                            count=room, block=READ_BLOCK_MS)  # fmt: skip
         except Exception as exc:  # NOGROUP after a Redis restart, or Redis away: the coordinator mends it
             log.debug("reading tasks: %s", exc)
@@ -126,8 +131,8 @@ class Node:
             task = wire.load_task(fields.get(b"m", b""))
         except wire.WireError as exc:  # never run: acknowledged and dropped
             self.warn("the task stream", exc)
-            self.client.xack(self.keys.tasks, GROUP, entry_id)
-            self.client.xdel(self.keys.tasks, entry_id)
+            self.client.xack(self.stream, GROUP, entry_id)
+            self.client.xdel(self.stream, entry_id)
             return
         with self.lock:
             self.held.add(entry_id)
@@ -167,7 +172,7 @@ class Node:
                               "holds": holds, "seen": time.time()})  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         if beat and held:
-            pipe.xclaim(self.keys.tasks, GROUP, self.name, 0, held, justid=True)
+            pipe.xclaim(self.stream, GROUP, self.name, 0, held, justid=True)
         if beat:
             pipe.set(self.keys.worker(self.name), message, px=int(HEARTBEAT_TTL * 1000))
             pipe.sadd(self.keys.workers, self.name)
@@ -201,8 +206,8 @@ class Node:
                 pipe = self.client.pipeline(transaction=True)
                 for _, message in batch:
                     pipe.xadd(self.keys.results, {"m": message})
-                pipe.xack(self.keys.tasks, GROUP, *ids)
-                pipe.xdel(self.keys.tasks, *ids)
+                pipe.xack(self.stream, GROUP, *ids)
+                pipe.xdel(self.stream, *ids)
                 pipe.execute(raise_on_error=False)  # NOGROUP after a restart: the results still went
                 break
             except Exception as exc:  # Redis away: keep the results and try again
@@ -234,9 +239,9 @@ class Node:
         try:
             pipe = self.client.pipeline(transaction=True)
             for _, task in taken:
-                pipe.xadd(self.keys.tasks, {"m": wire.dump_task(task)})
-            pipe.xack(self.keys.tasks, GROUP, *ids)
-            pipe.xdel(self.keys.tasks, *ids)
+                pipe.xadd(self.stream, {"m": wire.dump_task(task)})
+            pipe.xack(self.stream, GROUP, *ids)
+            pipe.xdel(self.stream, *ids)
             pipe.execute()
             log.info("gave back %d task(s)", len(taken))
         except Exception as exc:  # the coordinator takes them over after CLAIM_IDLE instead
@@ -320,14 +325,14 @@ def wait_for_crawl(
     return None
 
 
-def run_local_worker(url: str, crawl_id: str) -> None:
-    """A worker process the coordinator started (-w N): one crawl, then exit."""
+def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
+    """A worker process the coordinator started (-w N, or its isolation worker): one crawl."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     client, keys = connect(url), Keys(crawl_id)
     spec = wait_for_crawl(client, keys, url, threading.Event(), say=False)
     if spec is not None:
-        Node(client, keys, spec, spec.threads, is_local=True).run()
+        Node(client, keys, spec, 1 if isolated else spec.threads, is_local=True, isolated=isolated).run()
 
 
 def serve(url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event) -> None:

@@ -31,6 +31,7 @@ Who does what:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
@@ -103,6 +104,7 @@ class RedisGroup:
         self._tasks = _StreamTasks(self)
         self._results = _StreamResults(self)
         self._local: list[Any] = []  # local worker processes
+        self._isolation: Any = None  # the local process that runs tasks sent again, alone
         self._heartbeats: list[dict[str, Any]] = []
         self._last_check = 0.0
         self._wanted = 0
@@ -137,8 +139,9 @@ class RedisGroup:
         """A fresh task and result stream, the spec, and the state every worker waits for."""
         k = self.keys
         pipe = self.client.pipeline()
-        pipe.delete(k.tasks, k.results)
+        pipe.delete(k.tasks, k.isolated, k.results)
         pipe.xgroup_create(k.tasks, GROUP, id="$", mkstream=True)
+        pipe.xgroup_create(k.isolated, GROUP, id="$", mkstream=True)
         pipe.set(k.spec, wire.dump_spec(self.spec))
         pipe.set(k.wanted, self._wanted or self.spec.threads)
         pipe.hset(k.stats, mapping={"done": 0, "started_at": time.time(), "coordinator": self.me})
@@ -149,16 +152,32 @@ class RedisGroup:
         self._results.last_id = "0"
 
     def _start_local_workers(self) -> None:
+        for _ in range(self.count):
+            self._local.append(self._start_process(isolated=False))
+
+    def _start_process(self, isolated: bool) -> Any:
         from ..remote import run_local_worker
 
         # The crawl's start method, as the process backend's (fork starts in milliseconds);
         # spawn works as well: a worker gets only the URL and the crawl id.
         context: Any = multiprocessing.get_context(self.backend.start_method)
-        for index in range(self.count):
-            process = context.Process(target=run_local_worker, name=f"redis-worker-{index + 1}",
-                                      args=(self.url, self.keys.crawl_id), daemon=True)  # fmt: skip
-            process.start()
-            self._local.append(process)
+        process = context.Process(target=run_local_worker, args=(self.url, self.keys.crawl_id, isolated),
+                                  daemon=True)  # fmt: skip
+        process.start()
+        return process
+
+    def isolate(self) -> bool:
+        """Whether a task sent again after a death runs alone in the isolation worker
+        (as in the process backend: a death there names its culprit). Only with local
+        workers; with remote workers only (-w 0), blame stays per worker."""
+        if self.count == 0:
+            return False
+        if self._isolation is None or not self._isolation.is_alive():
+            self._isolation = self._start_process(isolated=True)
+        return True
+
+    def _all_local(self) -> list[Any]:
+        return self._local if self._isolation is None else [*self._local, self._isolation]
 
     # -- what the crawl asks ------------------------------------------------------
 
@@ -209,14 +228,15 @@ class RedisGroup:
     def stop(self, deadline: float) -> None:
         """The broadcast (state), then wait for local workers, then kill what is left."""
         self._best_effort(self._end_crawl)
-        while any(p.is_alive() for p in self._local) and time.monotonic() < deadline:
+        while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        for process in self._local:
+        for process in self._all_local():
             if process.is_alive():
                 log.warning("local worker %s did not stop in time; killing it", process.pid)
                 process.kill()
             process.join(1.0)
         self._local.clear()
+        self._isolation = None
         if self.client is not None:
             self.client.close()
 
@@ -226,7 +246,7 @@ class RedisGroup:
         pipe.set(k.state, "done", ex=STATE_TTL)
         pipe.hset(k.stats, "done", self._results.pages)
         pipe.expire(k.stats, STATE_TTL)
-        pipe.delete(k.tasks, k.spec, k.wanted)
+        pipe.delete(k.tasks, k.isolated, k.spec, k.wanted)
         pipe.execute()
         self._results.trim(everything=True)
         # The lock last: until it goes, no second coordinator can start on what we leave.
@@ -272,9 +292,12 @@ class RedisGroup:
 
     def _dead_local(self) -> list[str]:
         """Consumer names of local worker processes that died (taken over at once)."""
-        return [f"{socket.gethostname()}:{p.pid}" for p in self._local if not p.is_alive()]
+        return [f"{socket.gethostname()}:{p.pid}" for p in self._all_local() if not p.is_alive()]
 
     def _replace_dead_local(self) -> None:
+        if self._isolation is not None and not self._isolation.is_alive():
+            # Started again at once: tasks sent again may wait in its stream.
+            self._isolation = self._start_process(isolated=True)
         dead = [p for p in self._local if not p.is_alive()]
         for process in dead:
             self._local.remove(process)
@@ -285,18 +308,22 @@ class RedisGroup:
 
     def _take_over(self, dead: list[str]) -> list[Failure]:
         """Tasks held by workers not heard of for CLAIM_IDLE seconds (or known dead)."""
-        pending = self._call(lambda: self.client.xpending_range(
-            self.keys.tasks, GROUP, min="-", max="+", count=10_000,
-            idle=None if dead else int(CLAIM_IDLE * 1000)))  # fmt: skip
-        taken: dict[str, list[bytes]] = {name: [] for name in dead}
-        for entry in pending:
-            name = entry["consumer"].decode()
-            if dead and name not in dead and entry["time_since_delivered"] < CLAIM_IDLE * 1000:
-                continue
-            taken.setdefault(name, []).append(entry["message_id"])
-        return [Failure(name, self._settle_taken(name, ids), "died") for name, ids in taken.items()]
+        taken: dict[str, list[int]] = {name: [] for name in dead}
+        for stream in (self.keys.tasks, self.keys.isolated):
+            pending: list[dict[str, Any]] = self._call(functools.partial(
+                self.client.xpending_range, stream, GROUP, min="-", max="+", count=10_000,
+                idle=None if dead else int(CLAIM_IDLE * 1000)))  # fmt: skip
+            held: dict[str, list[bytes]] = {}
+            for entry in pending:
+                name = entry["consumer"].decode()
+                if dead and name not in dead and entry["time_since_delivered"] < CLAIM_IDLE * 1000:
+                    continue
+                held.setdefault(name, []).append(entry["message_id"])
+            for name, ids in held.items():
+                taken.setdefault(name, []).extend(self._settle_taken(stream, name, ids))
+        return [Failure(name, tuple(task_ids), "died") for name, task_ids in taken.items()]
 
-    def _settle_taken(self, consumer: str, ids: list[bytes]) -> tuple[int, ...]:
+    def _settle_taken(self, stream: str, consumer: str, ids: list[bytes]) -> tuple[int, ...]:
         """Read the tasks, then acknowledge and delete them: no one else will run them."""
         if not ids:
             return ()
@@ -304,10 +331,10 @@ class RedisGroup:
         def take() -> list[Any]:
             pipe = self.client.pipeline()
             for entry_id in ids:
-                pipe.xrange(self.keys.tasks, entry_id, entry_id)
-            pipe.xack(self.keys.tasks, GROUP, *ids)
-            pipe.xdel(self.keys.tasks, *ids)
-            pipe.xgroup_delconsumer(self.keys.tasks, GROUP, consumer)
+                pipe.xrange(stream, entry_id, entry_id)
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            pipe.xgroup_delconsumer(stream, GROUP, consumer)
             return list(pipe.execute()[: len(ids)])
 
         task_ids = []
@@ -370,7 +397,11 @@ class _StreamTasks:
         self.waiting: list[bytes] = []
 
     def put(self, task: Task) -> None:
-        self.waiting.append(wire.dump_task(task))
+        message = wire.dump_task(task)
+        if task.attempt and self.group.isolate():
+            self.group._call(lambda: self.group.client.xadd(self.group.keys.isolated, {"m": message}))
+            return
+        self.waiting.append(message)
         if len(self.waiting) >= BATCH:
             self.flush()
 
