@@ -67,6 +67,11 @@ def entry_point() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["worker"], ["status"]):  # the redis backend's commands (SPEC 8)
+        from .remote import main as remote_main
+
+        return remote_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     refuse_contradictions(parser, args)
@@ -94,7 +99,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.demo:
         from .demo import run_demo
 
-        return run_demo(args, checked_config(parser, args, output_default=None), args.workers)
+        demo_config = checked_config(parser, args, output_default=None)
+        if demo_config.backend == "redis":  # a coordinator and two workers over a private Redis
+            from .redis_demo import run_redis_demo
+
+            return run_redis_demo(demo_config)
+        return run_demo(args, demo_config, args.workers)
     if args.seeds is None:
         parser.error("the following arguments are required: SEEDS (or use --demo)")
     config = checked_config(parser, args)

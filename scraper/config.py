@@ -84,8 +84,9 @@ class CrawlConfig:
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
         help="JSONL output, truncated first")
     workers: int = option(
-        Computed(default_workers), "-w", "--workers", kind=POSITIVE_INT, metavar="N",
-        help=f"fetcher processes (or threads) (default: number of CPUs, {default_workers()} here)")
+        Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
+        help="fetcher processes (or threads; with --backend redis, local workers, 0 for remote only) "
+             f"(default: number of CPUs, {default_workers()} here)")
     backend: str = option("process", "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
     concurrency: int | None = option(
         None, "--concurrency", kind=POSITIVE_INT, metavar="N",
@@ -152,6 +153,13 @@ class CrawlConfig:
     start_method: str | None = option(
         None, "--start-method", kind=Choice(START_METHODS),
         help="multiprocessing start method (default: the platform's)")
+    redis: str | None = option(
+        None, "--redis", kind=TEXT, metavar="URL",
+        help="Redis of a distributed crawl (--backend redis): redis://, rediss:// or unix:// "
+             "(default: $SCRAPER_REDIS_URL)")
+    crawl_id: str = option(
+        "default", "--crawl-id", kind=TEXT, metavar="ID",
+        help="name of the crawl in Redis, so that crawls can share one (default: %(default)s)")
     parse: ParseCallback | str | None = option(
         None, "--parse", kind=CALLBACK, metavar="MODULE:FUNCTION",
         help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
@@ -184,7 +192,7 @@ class CrawlConfig:
         automatic ceiling (the scheduler then decides how many are busy)."""
         if self.concurrency is None:
             return AUTO_THREADS_PER_WORKER
-        return -(-self.concurrency // self.workers)  # ceiling division
+        return -(-self.concurrency // max(self.workers, 1))  # ceiling division
 
     @property
     def output_path(self) -> str | None:
@@ -210,6 +218,7 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.since and c.overwrite_output and _same_file(c.since, c.overwrite_output)),
      "{since} is read while the crawl runs: it cannot be the file {overwrite_output} empties"),
     (lambda c: not (c.resume and c.output == "-"), "{resume} reads its output again: give {output} a file"),
+    (lambda c: c.workers > 0 or c.backend == "redis", "{workers} must be >= 1 (0 only with --backend redis)"),
 )
 
 

@@ -35,7 +35,7 @@ from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError, UsageError
 from .journal import Journal, read_records
-from .records import Result, WorkerSpec, failed_record
+from .records import PAGE, SLOW_DOWN_STATUSES, Result, WorkerSpec, failed_record
 from .scheduler import Scheduler
 from .since import Since
 from .stats import CrawlStats
@@ -101,6 +101,8 @@ class Crawl:
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
         resume_from = self.config.output_path if self.config.resume else None
+        if resume_from:
+            self._write_delivered(resume_from)
         depths = self._mark_done(resume_from) if resume_from else []
         self.scheduler.add_seeds(self.seeds)
         for depth in depths:
@@ -116,6 +118,22 @@ class Crawl:
         self.stats.slowed.update(self.scheduler.frontier.slowed)
         self.stats.sitemap_urls = self.scheduler.frontier.sitemap_urls
         self.stats.details.update(self.scheduler.frontier.robots_failures)
+
+    def _write_delivered(self, path: str) -> None:
+        """Resume, part 0: pages an earlier coordinator left in a broker (the redis
+        backend's result stream) are written to the journal, not fetched again."""
+        delivered: list[Result] = getattr(self.pool, "delivered", [])
+        journal = self.aggregator.journal
+        if not delivered or journal is None:
+            return
+        written = {record["url"] for record in read_records(path)}
+        records = []
+        for result in delivered:
+            url = result.record["url"]
+            if settled_page(result, self.config.retries) and url not in written:
+                written.add(url)
+                records.append(result.record)
+        journal.write(records)
 
     def _mark_done(self, path: str) -> list[int]:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""
@@ -241,6 +259,13 @@ def refuse_start_while_main_is_imported_again() -> None:
         if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
             raise ScraperError(GUARD_HINT)
         frame = frame.f_back
+
+
+def settled_page(result: Result, retries: int) -> bool:
+    """A result that ends its page (not robots.txt, a redirect hop, nor a 429/503 to retry)."""
+    task, status = result.task, result.record.get("status")
+    retry = status in SLOW_DOWN_STATUSES and task.retries < retries
+    return task.kind == PAGE and result.redirect_to is None and not retry
 
 
 def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:

@@ -46,7 +46,7 @@ class FetchThreads:
         self.max_threads = max_threads
         self.adaptive = concurrency is None and max_threads > 1
         # Without --concurrency, start as if parse-bound; the first results tell.
-        self.threads = 1 if concurrency is None else -(-concurrency // workers)
+        self.threads = 1 if concurrency is None else -(-concurrency // max(workers, 1))
         self._cpu_ms: deque[float] = deque(maxlen=self.SAMPLES)
         self._wait_ms: deque[float] = deque(maxlen=self.SAMPLES)
         self._observed = 0

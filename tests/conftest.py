@@ -3,14 +3,17 @@ a leak check for child processes and threads, and a runner for the real CLI."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -72,23 +75,28 @@ def expected() -> Callable[..., dict[str, int]]:
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "process" or "thread"
+    name: str  # "process", "thread" or "redis"
     start_method: str | None
 
     @property
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of scraper.crawl() / CrawlConfig."""
-        return {"backend": self.name, "start_method": self.start_method}
+        extra = {"redis": session_redis()} if self.name == "redis" else {}
+        return {"backend": self.name, "start_method": self.start_method, **extra}
 
     @property
     def cli_args(self) -> list[str]:
         args = ["--backend", self.name]
         if self.start_method:
             args += ["--start-method", self.start_method]
+        if self.name == "redis":
+            args += ["--redis", session_redis()]
         return args
 
     @property
     def worker_pattern(self) -> re.Pattern[str]:
+        if self.name == "redis":  # host:pid/thread
+            return re.compile(r"[^:/]+:\d+/\d+")
         return re.compile(rf"{self.name}-(\d+)")
 
 
@@ -96,7 +104,31 @@ BACKENDS = {
     "thread": Backend("thread", None),
     "process-fork": Backend("process", "fork"),
     "process-spawn": Backend("process", "spawn"),
+    "redis": Backend("redis", None),  # local workers over a private redis-server (session_redis)
 }
+
+_redis_socket: list[str] = []
+
+
+def session_redis() -> str:
+    """The URL of a redis-server for the whole run: a Unix socket in a temp dir, no
+    persistence, daemonized (so that it is not a child the leak check counts), shut
+    down at exit. Each crawl leaves its keys behind expired or deleted."""
+    if not _redis_socket:
+        folder = tempfile.mkdtemp(prefix="scraper-tests-redis-")
+        path = os.path.join(folder, "redis.sock")
+        subprocess.run(["redis-server", "--port", "0", "--unixsocket", path, "--save", "", "--appendonly",
+                        "no", "--dir", folder, "--daemonize", "yes", "--pidfile", path + ".pid"],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        assert wait_until(lambda: os.path.exists(path), 5)
+        _redis_socket.append(path)
+        atexit.register(_stop_session_redis, path)
+    return f"unix://{_redis_socket[0]}"
+
+
+def _stop_session_redis(path: str) -> None:
+    with contextlib.suppress(OSError, ValueError), open(path + ".pid") as file:
+        os.kill(int(file.read().strip()), signal.SIGTERM)
 
 
 def backend_params(name: str | None = None) -> list[Any]:
@@ -108,6 +140,8 @@ def backend_params(name: str | None = None) -> list[Any]:
             continue
         missing = chosen.start_method and chosen.start_method not in multiprocessing.get_all_start_methods()
         why = f"start method {chosen.start_method!r} is not available"
+        if chosen.name == "redis" and shutil.which("redis-server") is None:  # CI installs it (.ci/run)
+            missing, why = True, "redis-server is not on PATH (apt-get install redis-server)"
         marks = [pytest.mark.skip(reason=why)] if missing else []
         params.append(pytest.param(chosen, id=label, marks=marks))
     return params

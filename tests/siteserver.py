@@ -69,13 +69,14 @@ class SiteServer:
     modified: dict[str, str] = field(default_factory=dict)  # path -> its Last-Modified header
     gzipped: set[str] = field(default_factory=set)  # paths sent with Content-Encoding: gzip
     not_modified: int = 0  # 304s answered
+    host: str = "127.0.0.1"  # another address (a veth's) for the multi-machine tests
 
     def __repr__(self) -> str:
         return f"SiteServer({self.origin}, {len(self.site)} paths, {len(self.requests)} requests)"
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server((self.host, 0), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -86,7 +87,7 @@ class SiteServer:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.origin + path

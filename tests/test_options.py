@@ -121,6 +121,8 @@ SAMPLES = {
     "select": ("h = h1", (("h", "h1"),)),
     "resume": (None, True),
     "start_method": ("spawn", "spawn"),
+    "redis": ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    "crawl_id": ("nightly", "nightly"),
     "parse": (f"{__name__}:top_level_parse", top_level_parse),
     "allow": ("/page/", ("/page/",)),
     "deny": (r"\.pdf$", (r"\.pdf$",)),
@@ -234,11 +236,11 @@ def test_good_value_is_stored_normalized(name, value, stored):
 
 # (field, library value, its message; option, command-line text, its message)
 BAD = [
-    ("workers", 0, "workers must be an integer >= 1, got 0",
-     "--workers", "0", "-w/--workers must be an integer >= 1, got 0"),
-    ("workers", "2", "workers must be an integer >= 1, got '2'",
-     "-w", "2.5", "-w/--workers must be an integer >= 1, got '2.5'"),
-    ("workers", True, "workers must be an integer >= 1, got True", None, None, None),
+    ("workers", 0, "workers must be >= 1 (0 only with --backend redis)",
+     "--workers", "0", "-w/--workers must be >= 1 (0 only with --backend redis)"),
+    ("workers", "2", "workers must be an integer >= 0, got '2'",
+     "-w", "2.5", "-w/--workers must be an integer >= 0, got '2.5'"),
+    ("workers", True, "workers must be an integer >= 0, got True", None, None, None),
     ("concurrency", 0, "concurrency must be an integer >= 1, got 0",
      "--concurrency", "0", "--concurrency must be an integer >= 1, got 0"),
     ("depth", -1, "depth must be an integer >= 0, got -1",
@@ -257,7 +259,7 @@ BAD = [
      "--timeout", "nan", "--timeout must be a number of seconds > 0, got nan"),
     ("delay", "soon", "delay must be a number of seconds >= 0, got 'soon'",
      "--delay", "-0.5", "--delay must be a number of seconds >= 0, got -0.5"),
-    ("backend", "", "backend must be one of process, thread, got ''", None, None, None),
+    ("backend", "", "backend must be one of process, thread, redis, got ''", None, None, None),
     ("start_method", "fork2", "start_method must be one of fork, spawn, forkserver, got 'fork2'",
      None, None, None),
     ("user_agent", " ", "user_agent must not be empty",
@@ -343,7 +345,8 @@ def test_rules_name_fields_in_the_library():
     assert library_error(since="a", overwrite_output="a") == (
         "since is read while the crawl runs: it cannot be the file overwrite_output empties")
     assert library_error(resume=True, output="-") == "resume reads its output again: give output a file"
-    assert len(RULES) == 5
+    assert library_error(workers=0) == "workers must be >= 1 (0 only with --backend redis)"
+    assert len(RULES) == 6
 
 
 def test_rules_name_options_on_the_command_line(capsys):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, tuple[str, str]] = {
     "process": ("scraper.backends.process:ProcessBackend", "worker processes, each running fetch threads"),
     "thread": ("scraper.backends.thread:ThreadBackend", "worker threads of this process, sharing its GIL"),
+    "redis": ("scraper.backends.redis:RedisBackend", "Redis Streams: workers on any machine"),
 }
 BACKEND_NAMES = tuple(BACKENDS)
 

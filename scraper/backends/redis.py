@@ -1,0 +1,492 @@
+"""The redis backend: tasks and results on Redis Streams, workers on any machine (SPEC 8).
+
+    coordinator --XADD--> <prefix>tasks (group "workers") --XREADGROUP COUNT 16--> worker processes
+         ^                                                                              |
+         +---- XREAD <prefix>results <---- MULTI: XADD result, XACK + XDEL its task <----+
+
+Keys, all under `scraper:<crawl id>:` so that crawls share one Redis:
+  tasks     stream of wire.dump_task messages; consumer group `workers`
+  results   stream of wire.dump_result messages, read by the coordinator alone
+  spec      the WorkerSpec (wire JSON) every worker runs
+  state     running | done | stopped: the stop broadcast
+  lock      the coordinator's (host:pid), with a TTL it renews: a second one is refused
+  wanted    fetch threads each worker should run (the crawl's scale())
+  workers   set of worker names; worker:<name> their heartbeats (hash with a TTL)
+  stats     pages done, started_at (for `scraper status`)
+
+Who does what:
+- A worker renews what it holds every second (XCLAIM <self> 0 ids JUSTID):
+  the idle time Redis reports is then the time since the worker was last
+  heard of, and a task idle past CLAIM_IDLE belongs to a dead or stopped
+  worker. JUSTID counts no delivery, so the attempt travels in the task.
+- The coordinator takes such tasks over (XPENDING IDLE, then XACK + XDEL, so
+  no one else runs them) and the crawl sends them again (retried once, then
+  worker_died); a late result of the first attempt is dropped by the scheduler.
+- Its lock vanishing means Redis lost its data (a restart without
+  persistence): streams, group and keys are made again and everything in
+  flight is sent again.
+- Nothing is pickled: a message that does not load (wire.WireError) is logged
+  once, acknowledged and skipped, never run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import multiprocessing
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .. import wire
+from ..errors import ScraperError, UsageError
+from ..records import PAGE, Result, Task, WorkerSpec
+from .base import PREFETCH, Activity, Failure, hung_after, hung_failures
+from .streams import (
+    BATCH,
+    CLAIM_IDLE,
+    GROUP,
+    Keys,
+    WarnOnce,
+    connect,
+    masked,
+    need_redis,
+    node_name,
+    reason,
+    redis,
+    redis_url,
+)
+
+LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
+CHECK_EVERY = 1.0  # seconds between the coordinator's looks at Redis (lock, takeovers, heartbeats)
+OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
+RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
+TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
+READ_COUNT = 256  # results per XREAD
+STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RedisBackend:
+    name = "redis"
+
+    def __init__(self, url: str, crawl_id: str, resume: bool, start_method: str | None) -> None:
+        self.url = url
+        self.crawl_id = crawl_id
+        self.resume = resume
+        self.start_method = start_method
+
+    @classmethod
+    def from_config(cls, config: Any) -> RedisBackend:
+        need_redis()
+        return cls(redis_url(config.redis), config.crawl_id, config.resume, config.start_method)
+
+    def workers(self, spec: WorkerSpec, count: int) -> RedisGroup:
+        return RedisGroup(self, spec, count)
+
+
+class RedisGroup:
+    """The coordinator's side: the streams, the takeovers, and `count` local workers."""
+
+    def __init__(self, backend: RedisBackend, spec: WorkerSpec, count: int) -> None:
+        self.backend = backend
+        self.url = backend.url
+        self.keys = Keys(backend.crawl_id)
+        self.spec = spec
+        self.count = count
+        self.me = node_name()
+        self.client: Any = None
+        self.delivered: list[Result] = []  # results of an earlier coordinator (--resume)
+        self._tasks = _StreamTasks(self)
+        self._results = _StreamResults(self)
+        self._local: list[Any] = []  # local worker processes
+        self._isolation: Any = None  # the local process that runs tasks sent again, alone
+        self._heartbeats: list[dict[str, Any]] = []
+        self._last_check = 0.0
+        self._wanted = 0
+        self._outage_since: float | None = None
+        self._lost_state = False
+
+    @property
+    def tasks(self) -> _StreamTasks:
+        return self._tasks
+
+    @property
+    def results(self) -> _StreamResults:
+        return self._results
+
+    # -- starting -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.client = connect(self.url)
+        self._take_lock()
+        if self.backend.resume:
+            self.delivered = self._results.read_all()
+        self._prepare_streams()
+        self._start_local_workers()
+
+    def _take_lock(self) -> None:
+        if not self.client.set(self.keys.lock, self.me, nx=True, px=int(LOCK_TTL * 1000)):
+            holder = (self.client.get(self.keys.lock) or b"?").decode(errors="replace")
+            raise UsageError(f"crawl {self.keys.crawl_id!r} is already running at {masked(self.url)} "
+                             f"(coordinator {holder}); give another --crawl-id")  # fmt: skip
+
+    def _prepare_streams(self) -> None:
+        """A fresh task and result stream, the spec, and the state every worker waits for."""
+        k = self.keys
+        pipe = self.client.pipeline()
+        pipe.delete(k.tasks, k.isolated, k.results)
+        pipe.xgroup_create(k.tasks, GROUP, id="$", mkstream=True)
+        pipe.xgroup_create(k.isolated, GROUP, id="$", mkstream=True)
+        pipe.set(k.spec, wire.dump_spec(self.spec))
+        pipe.set(k.wanted, self._wanted or self.spec.threads)
+        pipe.hset(k.stats, mapping={"done": 0, "started_at": time.time(), "coordinator": self.me})
+        pipe.persist(k.stats)
+        pipe.set(k.state, "running")
+        pipe.set(k.lock, self.me, px=int(LOCK_TTL * 1000))
+        pipe.execute()
+        self._results.last_id = "0"
+
+    def _start_local_workers(self) -> None:
+        for _ in range(self.count):
+            self._local.append(self._start_process(isolated=False))
+
+    def _start_process(self, isolated: bool) -> Any:
+        from ..remote import run_local_worker
+
+        # The crawl's start method, as the process backend's (fork starts in milliseconds);
+        # spawn works as well: a worker gets only the URL and the crawl id.
+        context: Any = multiprocessing.get_context(self.backend.start_method)
+        process = context.Process(target=run_local_worker, args=(self.url, self.keys.crawl_id, isolated),
+                                  daemon=True)  # fmt: skip
+        process.start()
+        return process
+
+    def isolate(self) -> bool:
+        """Whether a task sent again after a death runs alone in the isolation worker
+        (as in the process backend: a death there names its culprit). Only with local
+        workers; with remote workers only (-w 0), blame stays per worker."""
+        if self.count == 0:
+            return False
+        if self._isolation is None or not self._isolation.is_alive():
+            self._isolation = self._start_process(isolated=True)
+        return True
+
+    def _all_local(self) -> list[Any]:
+        return self._local if self._isolation is None else [*self._local, self._isolation]
+
+    # -- what the crawl asks ------------------------------------------------------
+
+    def capacity(self) -> int:
+        """What the live workers announce: their fetch threads plus PREFETCH each."""
+        self._look()
+        wanted = self._wanted or self.spec.threads
+        announced = sum(min(wanted, int(beat.get("threads", 1))) + PREFETCH for beat in self._heartbeats)
+        # Local workers count from the start: their first tasks wait in the stream
+        # while they start, instead of the crawl waiting for their first heartbeat.
+        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + PREFETCH))
+
+    def max_concurrency(self) -> int:
+        return max(1, self.count) * self.spec.threads
+
+    def scale(self, threads: int) -> None:
+        threads = max(1, min(self.spec.threads, threads))
+        if threads != self._wanted:
+            self._wanted = threads
+            self._call(lambda: self.client.set(self.keys.wanted, threads))
+
+    def activity(self) -> list[Activity]:
+        self._look()
+        return [Activity(beat["name"], int(task_id), busy, parsing)
+                for beat in self._heartbeats
+                for task_id, (busy, parsing) in beat.get("holds", {}).items()]  # fmt: skip
+
+    def failed(self) -> list[Failure]:
+        """Workers silent past CLAIM_IDLE (their tasks are taken over), hung parses,
+        dead local processes, and Redis having lost our keys (a restart)."""
+        if not self._look(force=False):
+            return []
+        if self._lost_state:
+            self._lost_state = False
+            return [Failure("redis", (), "lost its data (restarted?)")]
+        found = self._take_over(self._dead_local())
+        found += hung_failures(self.activity(), hung_after(self.spec))
+        return found
+
+    def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
+        """Dead local processes are replaced; the tasks of `in_flight` to send again."""
+        self._replace_dead_local()
+        if any(f.worker == "redis" for f in failures):
+            return list(in_flight.values())
+        held = {task_id for failure in failures for task_id in failure.task_ids}
+        return [task for task_id, task in in_flight.items() if task_id in held]
+
+    def stop(self, deadline: float) -> None:
+        """The broadcast (state), then wait for local workers, then kill what is left."""
+        self._best_effort(self._end_crawl)
+        while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for process in self._all_local():
+            if process.is_alive():
+                log.warning("local worker %s did not stop in time; killing it", process.pid)
+                process.kill()
+            process.join(1.0)
+        self._local.clear()
+        self._isolation = None
+        if self.client is not None:
+            self.client.close()
+
+    def _end_crawl(self) -> None:
+        k = self.keys
+        pipe = self.client.pipeline()
+        pipe.set(k.state, "done", ex=STATE_TTL)
+        pipe.hset(k.stats, "done", self._results.pages)
+        pipe.expire(k.stats, STATE_TTL)
+        pipe.delete(k.tasks, k.isolated, k.spec, k.wanted)
+        pipe.execute()
+        self._results.trim(everything=True)
+        # The lock last: until it goes, no second coordinator can start on what we leave.
+        self.client.delete(k.lock)
+
+    # -- looking at Redis -----------------------------------------------------------
+
+    def _look(self, force: bool = True) -> bool:
+        """Renew the lock and read the heartbeats, at most every CHECK_EVERY seconds."""
+        now = time.monotonic()
+        if now - self._last_check < CHECK_EVERY and (self._heartbeats or not force):
+            return False
+        self._last_check = now
+        self._call(self._renew_lock)
+        self._heartbeats = self._call(self._read_heartbeats)
+        self._call(lambda: self.client.hset(self.keys.stats, "done", self._results.pages))
+        return True
+
+    def _renew_lock(self) -> None:
+        if self.client.set(self.keys.lock, self.me, xx=True, px=int(LOCK_TTL * 1000)):
+            return
+        log.warning("Redis lost the crawl's keys (restarted without persistence?): sending "
+                    "the pages in flight again")  # fmt: skip
+        self._take_lock()
+        self._prepare_streams()
+        self._lost_state = True
+
+    def _read_heartbeats(self) -> list[dict[str, Any]]:
+        names = sorted(n.decode() for n in self.client.smembers(self.keys.workers))
+        pipe = self.client.pipeline()
+        for name in names:
+            pipe.get(self.keys.worker(name))
+        beats = []
+        for name, raw in zip(names, pipe.execute(), strict=True):
+            if raw is None:
+                self.client.srem(self.keys.workers, name)
+                continue
+            try:
+                beats.append(json.loads(raw))
+            except ValueError:
+                continue
+        return beats
+
+    def _dead_local(self) -> list[str]:
+        """Consumer names of local worker processes that died (taken over at once)."""
+        return [f"{socket.gethostname()}:{p.pid}" for p in self._all_local() if not p.is_alive()]
+
+    def _replace_dead_local(self) -> None:
+        if self._isolation is not None and not self._isolation.is_alive():
+            # Started again at once: tasks sent again may wait in its stream.
+            self._isolation = self._start_process(isolated=True)
+        dead = [p for p in self._local if not p.is_alive()]
+        for process in dead:
+            self._local.remove(process)
+        if dead:
+            keep, self.count = self.count, len(dead)
+            self._start_local_workers()
+            self.count = keep
+
+    def _take_over(self, dead: list[str]) -> list[Failure]:
+        """Tasks held by workers not heard of for CLAIM_IDLE seconds (or known dead)."""
+        taken: dict[str, list[int]] = {name: [] for name in dead}
+        for stream in (self.keys.tasks, self.keys.isolated):
+            pending: list[dict[str, Any]] = self._call(functools.partial(
+                self.client.xpending_range, stream, GROUP, min="-", max="+", count=10_000,
+                idle=None if dead else int(CLAIM_IDLE * 1000)))  # fmt: skip
+            held: dict[str, list[bytes]] = {}
+            for entry in pending:
+                name = entry["consumer"].decode()
+                if dead and name not in dead and entry["time_since_delivered"] < CLAIM_IDLE * 1000:
+                    continue
+                held.setdefault(name, []).append(entry["message_id"])
+            for name, ids in held.items():
+                taken.setdefault(name, []).extend(self._settle_taken(stream, name, ids))
+        return [Failure(name, tuple(task_ids), "died") for name, task_ids in taken.items()]
+
+    def _settle_taken(self, stream: str, consumer: str, ids: list[bytes]) -> tuple[int, ...]:
+        """Read the tasks, then acknowledge and delete them: no one else will run them."""
+        if not ids:
+            return ()
+
+        def take() -> list[Any]:
+            pipe = self.client.pipeline()
+            for entry_id in ids:
+                pipe.xrange(stream, entry_id, entry_id)
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            pipe.xgroup_delconsumer(stream, GROUP, consumer)
+            return list(pipe.execute()[: len(ids)])
+
+        task_ids = []
+        for found in self._call(take):
+            for _, fields in found:
+                try:
+                    task_ids.append(wire.load_task(fields[b"m"]).id)
+                except (wire.WireError, KeyError):
+                    continue
+        log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
+                    consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
+        return tuple(task_ids)
+
+    # -- Redis unreachable ------------------------------------------------------------
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """Run `operation`, waiting out an outage of up to OUTAGE_LIMIT seconds."""
+        while True:
+            try:
+                value = operation()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                self._wait_out(exc)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._wait_out(exc)  # a restart without persistence: the lock check recreates
+                self._call(self._renew_lock)
+                continue
+            if self._outage_since is not None:
+                log.warning("Redis is back after %.1f s", time.monotonic() - self._outage_since)
+                self._outage_since = None
+            return value
+
+    def _wait_out(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            log.warning("Redis at %s is unreachable (%s); waiting up to %g s",
+                        masked(self.url), reason(exc), OUTAGE_LIMIT)  # fmt: skip
+        elif now - self._outage_since > OUTAGE_LIMIT:
+            raise ScraperError(f"Redis at {masked(self.url)} unreachable for {OUTAGE_LIMIT:g} s; "
+                               "the output is valid: rerun with --resume")  # fmt: skip
+        time.sleep(RETRY_PAUSE)
+
+    def _best_effort(self, operation: Callable[[], Any]) -> None:
+        if self.client is None:
+            return
+        try:
+            operation()
+        except Exception as exc:  # closing: Redis may be the reason we are closing
+            log.warning("could not tell the workers the crawl ended (%s)", reason(exc))
+
+
+class _StreamTasks:
+    """The task channel: XADD, pipelined by the batch the crawl puts at once."""
+
+    def __init__(self, group: RedisGroup) -> None:
+        self.group = group
+        self.waiting: list[bytes] = []
+
+    def put(self, task: Task) -> None:
+        message = wire.dump_task(task)
+        if task.attempt and self.group.isolate():
+            self.group._call(lambda: self.group.client.xadd(self.group.keys.isolated, {"m": message}))
+            return
+        self.waiting.append(message)
+        if len(self.waiting) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        batch, key = self.waiting, self.group.keys.tasks
+
+        def send() -> None:
+            pipe = self.group.client.pipeline(transaction=False)
+            for message in batch:
+                pipe.xadd(key, {"m": message})
+            pipe.execute()
+
+        self.group._call(send)
+        self.waiting = []
+
+    def close(self) -> None:
+        self.waiting = []
+
+
+class _StreamResults:
+    """The result channel: XREAD from where it left off; entries trimmed TRIM_AFTER later."""
+
+    def __init__(self, group: RedisGroup) -> None:
+        self.group = group
+        self.last_id: bytes | str = "0"
+        self.warn = WarnOnce()
+        self.pages = 0  # page results received (for `scraper status`)
+        self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
+
+    def receive(self, timeout: float) -> list[Result]:
+        group = self.group
+        group.tasks.flush()  # the crawl put its batch before asking for results
+        key = group.keys.results
+        block = max(1, int(timeout * 1000))
+        found = group._call(lambda: group.client.xread({key: self.last_id}, count=READ_COUNT, block=block))
+        received = []
+        for _, entries in found or ():
+            for entry_id, fields in entries:
+                self.last_id = entry_id
+                result = self._load(fields)
+                if result is not None:
+                    received.append(result)
+                    self.pages += result.task.kind == PAGE and result.redirect_to is None
+        if received or found:
+            self._read.append((time.monotonic(), self.last_id))
+        self.trim()
+        return received
+
+    def _load(self, fields: Mapping[bytes, bytes]) -> Result | None:
+        try:
+            return wire.load_result(fields[b"m"])
+        except (wire.WireError, KeyError) as exc:
+            self.warn("the result stream", exc if isinstance(exc, wire.WireError) else wire.WireError("no m"))
+            return None
+
+    def trim(self, everything: bool = False) -> None:
+        """Drop results the journal has written (read TRIM_AFTER ago)."""
+        cutoff, upto = time.monotonic() - TRIM_AFTER, None
+        while self._read and (everything or self._read[0][0] < cutoff):
+            upto = self._read.pop(0)[1]
+        if upto is not None:
+            minid = _next_id(upto)
+            self.group._call(lambda: self.group.client.xtrim(self.group.keys.results, minid=minid))
+
+    def read_all(self) -> list[Result]:
+        """Every result still in the stream (an earlier coordinator's, for --resume)."""
+        results, start = [], "-"
+        while True:
+            entries = self.group.client.xrange(self.group.keys.results, min=start, count=1000)
+            for _, fields in entries:
+                result = self._load(fields)
+                if result is not None:
+                    results.append(result)
+            if len(entries) < 1000:
+                return results
+            start = "(" + entries[-1][0].decode()
+
+    def close(self) -> None:
+        pass
+
+
+def _next_id(entry_id: bytes | str) -> str:
+    """The stream id just after `entry_id` (XTRIM MINID keeps ids >= it)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"

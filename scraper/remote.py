@@ -1,0 +1,486 @@
+"""Workers of the redis backend, on any machine: `scraper worker` and `scraper status` (SPEC 8).
+
+A worker process (a Node) waits for its coordinator, takes the WorkerSpec
+from Redis and runs the one worker loop (fetcher.worker_main) in fetch
+threads over a Redis WorkerContext:
+
+    main thread: XREADGROUP COUNT <=16 -> local queue -> fetch threads -> outbox
+                 every second: renew what it holds (XCLAIM JUSTID), heartbeat, read `state`
+    sender thread: outbox -> MULTI: XADD results, XACK + XDEL their tasks (one round trip per batch)
+
+A task counts as held from XREADGROUP until its result is in the result
+stream (acknowledged in the same MULTI); if the worker dies in between, the
+coordinator takes it over (backends/redis.py). Stopping (Ctrl-C, SIGTERM)
+gives back the tasks not begun (re-added to the stream), lets the running
+ones finish, then exits 130/143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import wire
+from .backends.base import PREFETCH
+from .backends.streams import (
+    BATCH,
+    GROUP,
+    HEARTBEAT_TTL,
+    RENEW_EVERY,
+    Keys,
+    WarnOnce,
+    connect,
+    masked,
+    node_name,
+    redis_url,
+)
+from .errors import UsageError
+from .fetcher import worker_main
+from .records import Result, Task, WorkerSpec
+
+log = logging.getLogger("scraper")
+
+READ_BLOCK_MS = 50  # longest wait for tasks: bounds how late the worker sees `state`
+LISTEN_EVERY = 0.1  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
+WAIT_POLL = 0.5  # seconds between two looks for a coordinator
+EXIT_AFTER = 2.0  # SPEC 8: workers are gone within 2 s of the end of the crawl
+
+
+class Node:
+    """One worker process taking part in one crawl."""
+
+    def __init__(
+        self, client: Any, keys: Keys, spec: WorkerSpec, threads: int, is_local: bool = False,
+        isolated: bool = False,
+    ) -> None:  # fmt: skip
+        """`isolated`: the isolation worker (backends/redis.py): one thread, one task at a
+        time, from the stream of tasks sent again after a death."""
+        self.client = client
+        self.keys = keys
+        self.stream = keys.isolated if isolated else keys.tasks
+        self.prefetch = 0 if isolated else PREFETCH
+        self.spec = spec
+        self.limit = max(1, threads)
+        self.is_local = is_local
+        self.name = node_name()
+        self.local: queue.SimpleQueue[tuple[bytes, Task]] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[bytes, bytes]] = queue.SimpleQueue()
+        self.held: set[bytes] = set()  # entry ids read and not yet answered in Redis
+        self.board: dict[int, list[Any]] = {}  # thread index -> [task id, took at, parsing since]
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.ended = False  # the crawl ended (state done/stopped): nothing to give back
+        self.pages = 0
+        self.wanted = self.limit
+        self.threads: list[threading.Thread] = []
+        self.warn = WarnOnce()
+        self._last_keep = 0.0
+        self._last_listen = 0.0
+
+    # -- the main thread --------------------------------------------------------------
+
+    def run(self) -> None:
+        """Take part until the crawl ends or `stop` is set; then leave cleanly."""
+        sender = threading.Thread(target=self._send_loop, name="redis-sender", daemon=True)
+        sender.start()
+        try:
+            while not self.stop.is_set():
+                self._keep()  # first: the coordinator counts this worker from its first heartbeat
+                self._start_threads()
+                self._read_tasks()
+        finally:
+            self._leave(sender)
+
+    def _start_threads(self) -> None:
+        while len(self.threads) < min(self.wanted, self.limit):
+            context = _Context(self, len(self.threads))
+            thread = threading.Thread(target=worker_main, args=(context, self.spec),
+                                      name=context.name, daemon=True)  # fmt: skip
+            thread.start()
+            self.threads.append(thread)
+
+    def _read_tasks(self) -> None:
+        with self.lock:
+            room = min(BATCH, len(self.threads) + self.prefetch - len(self.held))
+        if room <= 0:
+            time.sleep(0.01)
+            return
+        try:
+            found = self.client.xreadgroup(GROUP, self.name, {self.stream: ">"},
+                                           count=room, block=READ_BLOCK_MS)  # fmt: skip
+        except Exception as exc:  # NOGROUP after a Redis restart, or Redis away: the coordinator mends it
+            log.debug("reading tasks: %s", exc)
+            time.sleep(READ_BLOCK_MS / 1000)
+            return
+        for _, entries in found or ():
+            for entry_id, fields in entries:
+                self._accept(entry_id, fields)
+
+    def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            task = wire.load_task(fields.get(b"m", b""))
+        except wire.WireError as exc:  # never run: acknowledged and dropped
+            self.warn("the task stream", exc)
+            self.client.xack(self.stream, GROUP, entry_id)
+            self.client.xdel(self.stream, entry_id)
+            return
+        with self.lock:
+            self.held.add(entry_id)
+        self.local.put((entry_id, task))
+
+    def _keep(self) -> None:
+        """Read the broadcast and the threads wanted every LISTEN_EVERY seconds; every
+        RENEW_EVERY seconds also renew the tasks held and send the heartbeat."""
+        now = time.monotonic()
+        if now - self._last_listen < LISTEN_EVERY:
+            return
+        self._last_listen = now
+        if self.is_local and not _parent_alive():
+            self.stop.set()
+            return
+        beat = now - self._last_keep >= RENEW_EVERY
+        if beat:
+            self._last_keep = now
+        try:
+            state, wanted = self._heartbeat(now, beat)
+        except Exception as exc:
+            log.debug("heartbeat: %s", exc)
+            return
+        if state in (b"done", b"stopped"):
+            self.ended = True
+            self.stop.set()
+        if wanted is not None:
+            self.wanted = max(1, int(wanted))
+
+    def _heartbeat(self, now: float, beat: bool) -> tuple[bytes | None, bytes | None]:
+        with self.lock:
+            held = list(self.held)
+            holds = {task_id: [now - took, None if parsing is None else now - parsing]
+                     for task_id, took, parsing in self.board.values()}  # fmt: skip
+        message = json.dumps({"name": self.name, "host": self.name.rpartition(":")[0], "pid": os.getpid(),
+                              "threads": min(self.wanted, self.limit), "pages": self.pages,
+                              "holds": holds, "seen": time.time()})  # fmt: skip
+        pipe = self.client.pipeline(transaction=False)
+        if beat and held:
+            pipe.xclaim(self.stream, GROUP, self.name, 0, held, justid=True)
+        if beat:
+            pipe.set(self.keys.worker(self.name), message, px=int(HEARTBEAT_TTL * 1000))
+            pipe.sadd(self.keys.workers, self.name)
+        pipe.get(self.keys.state)
+        pipe.get(self.keys.wanted)
+        replies = pipe.execute(raise_on_error=False)
+        state, wanted = replies[-2], replies[-1]
+        return (None if isinstance(state, Exception) else state,
+                None if isinstance(wanted, Exception) else wanted)  # fmt: skip
+
+    # -- the sender thread --------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            batch = _drain(self.outbox, BATCH, timeout=0.02)
+            if batch:
+                self._send(batch)
+            elif self.stop.is_set() and self._idle():
+                return
+
+    def _idle(self) -> bool:
+        # A fetch thread puts its result in the outbox before it clears its row.
+        with self.lock:
+            return not self.board and self.outbox.empty()
+
+    def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Results and the acknowledgement of their tasks in one MULTI: both or neither."""
+        ids = [entry_id for entry_id, _ in batch]
+        for attempt in range(60):
+            try:
+                pipe = self.client.pipeline(transaction=True)
+                for _, message in batch:
+                    pipe.xadd(self.keys.results, {"m": message})
+                pipe.xack(self.stream, GROUP, *ids)
+                pipe.xdel(self.stream, *ids)
+                pipe.execute(raise_on_error=False)  # NOGROUP after a restart: the results still went
+                break
+            except Exception as exc:  # Redis away: keep the results and try again
+                log.debug("sending results (attempt %d): %s", attempt + 1, exc)
+                time.sleep(1.0)
+        with self.lock:
+            self.held.difference_update(ids)
+            self.pages += len(batch)
+
+    # -- leaving -------------------------------------------------------------------------
+
+    def _leave(self, sender: threading.Thread) -> None:
+        """Give back what was not begun, let the running tasks finish, say goodbye."""
+        if not self.ended:
+            self._give_back(_drain(self.local, 1_000_000, timeout=0))
+        sender.join(self.spec.timeout + 1)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.keys.worker(self.name))
+            pipe.srem(self.keys.workers, self.name)
+            pipe.execute()
+        except Exception as exc:
+            log.debug("goodbye: %s", exc)
+
+    def _give_back(self, taken: list[tuple[bytes, Task]]) -> None:
+        if not taken:
+            return
+        ids = [entry_id for entry_id, _ in taken]
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            for _, task in taken:
+                pipe.xadd(self.stream, {"m": wire.dump_task(task)})
+            pipe.xack(self.stream, GROUP, *ids)
+            pipe.xdel(self.stream, *ids)
+            pipe.execute()
+            log.info("gave back %d task(s)", len(taken))
+        except Exception as exc:  # the coordinator takes them over after CLAIM_IDLE instead
+            log.warning("could not give back %d task(s): %s", len(taken), exc)
+
+
+class _Context:
+    """The WorkerContext of one fetch thread of a Node."""
+
+    def __init__(self, node: Node, index: int) -> None:
+        self.node = node
+        self.index = index
+        self.name = f"{node.name}/{index + 1}"
+        self.entry = b""
+
+    def next_task(self, timeout: float) -> Task | None:
+        try:
+            self.entry, task = self.node.local.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return task
+
+    def send(self, result: Result) -> None:
+        self.node.outbox.put((self.entry, wire.dump_result(result)))  # WireError: fetcher sends an error
+
+    def began(self, task: Task) -> None:
+        with self.node.lock:
+            self.node.board[self.index] = [task.id, time.monotonic(), None]
+
+    def parsing(self, active: bool) -> None:
+        with self.node.lock:
+            row = self.node.board.get(self.index)
+            if row is not None:
+                row[2] = time.monotonic() if active else None
+
+    def done(self, task: Task) -> None:
+        with self.node.lock:
+            self.node.board.pop(self.index, None)
+
+    def should_stop(self) -> bool:
+        return self.node.stop.is_set()
+
+
+def _drain(source: queue.SimpleQueue[Any], most: int, timeout: float) -> list[Any]:
+    items: list[Any] = []
+    try:
+        items.append(source.get(timeout=timeout) if timeout else source.get_nowait())
+        while len(items) < most:
+            items.append(source.get_nowait())
+    except queue.Empty:
+        pass
+    return items
+
+
+def _parent_alive() -> bool:
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()
+
+
+# -- joining a crawl ------------------------------------------------------------------------
+
+
+def wait_for_crawl(
+    client: Any, keys: Keys, url: str, stop: threading.Event, say: bool = True
+) -> WorkerSpec | None:
+    """Wait until the crawl runs; its spec (None if told to stop first). UsageError if not ours."""
+    said = False
+    while not stop.is_set():
+        state, data = client.get(keys.state), client.get(keys.spec)
+        if state == b"running" and data is not None:
+            try:
+                return wire.load_spec(data)
+            except wire.WireError as exc:
+                raise UsageError(f"refused: the coordinator of crawl {keys.crawl_id!r} is not ours "
+                                 f"({exc})") from None  # fmt: skip
+        if say and not said:
+            print(f"scraper worker: waiting for the coordinator of crawl {keys.crawl_id!r} "
+                  f"at {masked(url)}", file=sys.stderr, flush=True)  # fmt: skip
+            said = True
+        stop.wait(WAIT_POLL)
+    return None
+
+
+def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
+    """A worker process the coordinator started (-w N, or its isolation worker): one crawl."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    client, keys = connect(url), Keys(crawl_id)
+    spec = wait_for_crawl(client, keys, url, threading.Event(), say=False)
+    if spec is not None:
+        Node(client, keys, spec, 1 if isolated else spec.threads, is_local=True, isolated=isolated).run()
+
+
+def serve(url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event) -> None:
+    """One worker process of `scraper worker`: crawls until the end (or for ever)."""
+    client, keys = connect(url), Keys(crawl_id)
+    while not stop.is_set():
+        spec = wait_for_crawl(client, keys, url, stop)
+        if spec is None:
+            return
+        print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
+        node = Node(client, keys, spec, concurrency or spec.threads)
+        watcher = threading.Thread(target=_relay_stop, args=(stop, node), daemon=True)
+        watcher.start()
+        node.run()
+        if not forever or stop.is_set():
+            return
+
+
+def _relay_stop(stop: threading.Event, node: Node) -> None:
+    while not node.stop.is_set():
+        if stop.wait(0.1):
+            node.stop.set()
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    """`scraper worker ...` and `scraper status ...`; the exit status."""
+    command, args = argv[0], build_parser(argv[0]).parse_args(argv[1:])
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="scraper: %(levelname)s: %(message)s", stream=sys.stderr)  # fmt: skip
+    try:
+        url = redis_url(args.url)
+        return run_worker(url, args) if command == "worker" else print_status(url, args.crawl_id)
+    except UsageError as exc:
+        print(f"scraper {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"scraper {command}", description=(
+        "take part in a distributed crawl (SPEC 8): fetch and parse the coordinator's tasks"
+        if command == "worker" else "show each crawl on this Redis: state, pages, workers"))  # fmt: skip
+    add = parser.add_argument
+    add("url", nargs="?", metavar="URL", help="Redis URL (default: $SCRAPER_REDIS_URL)")
+    add("--crawl-id", default=None if command == "status" else "default", metavar="ID",
+        help="the crawl's name (default: every crawl for status, 'default' for worker)")
+    add("-v", "--verbose", action="store_true", help="more logging on stderr")
+    if command == "worker":
+        add("-w", "--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+            help="worker processes on this machine (default: number of CPUs)")
+        add("--concurrency", type=int, default=None, metavar="N",
+            help="fetch threads per worker process (default: the coordinator's)")
+        add("--forever", action="store_true", help="after a crawl ends, wait for the next one")
+        add("--parse", metavar="MODULE:FUNCTION",
+            help="accepted for symmetry: the coordinator names the callback; its module must import here")
+    return parser
+
+
+def run_worker(url: str, args: argparse.Namespace) -> int:
+    """Worker processes until the crawl ends; 130/143 after SIGINT/SIGTERM."""
+    if args.workers < 1 or (args.concurrency is not None and args.concurrency < 1):
+        raise UsageError("-w and --concurrency must be at least 1")
+    connect(url)  # a bad URL or password: one line, exit 2, before any process starts
+    if "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # --parse modules of the current folder, as the coordinator's
+    received: list[int] = []
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    if args.workers == 1:
+        serve(url, args.crawl_id, args.concurrency, args.forever, stop)
+    else:
+        _run_processes(url, args, stop)
+    if received:
+        return 143 if received[0] == signal.SIGTERM else 130
+    return 0
+
+
+def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) -> None:
+    context = multiprocessing.get_context("spawn")
+    child_args = (url, args.crawl_id, args.concurrency, args.forever)
+    processes = [context.Process(target=_serve_child, args=child_args) for _ in range(args.workers)]
+    for process in processes:
+        process.start()
+    while any(p.is_alive() for p in processes):
+        if stop.wait(0.1):
+            for process in processes:
+                if process.pid is not None and process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)
+            break
+    for process in processes:
+        process.join()
+
+
+def _serve_child(url: str, crawl_id: str, concurrency: int | None, forever: bool) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays a Ctrl-C as SIGTERM
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    watcher = threading.Thread(target=_stop_with_parent, args=(stop,), daemon=True)
+    watcher.start()
+    serve(url, crawl_id, concurrency, forever, stop)
+
+
+def _stop_with_parent(stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if not _parent_alive():
+            stop.set()
+
+
+def print_status(url: str, crawl_id: str | None) -> int:
+    """One block per crawl: state, pages done, in flight, queued, pages/s, then its workers."""
+    client = connect(url)
+    ids = [crawl_id] if crawl_id else sorted(
+        key.decode().split(":")[1] for key in client.scan_iter(match="scraper:*:state"))  # fmt: skip
+    if not ids:
+        print(f"no crawl at {masked(url)}")
+    for name in ids:
+        print("\n".join(status_lines(client, Keys(name))))
+    return 0
+
+
+def status_lines(client: Any, keys: Keys) -> list[str]:
+    state = (client.get(keys.state) or b"unknown").decode()
+    stats = {k.decode(): v.decode() for k, v in client.hgetall(keys.stats).items()}
+    done = int(stats.get("done", 0))
+    started = float(stats.get("started_at", 0) or 0)
+    rate = done / max(time.time() - started, 1e-6) if started and state == "running" else 0.0
+    in_flight = queued = 0
+    if client.exists(keys.tasks):
+        groups = client.xinfo_groups(keys.tasks)
+        for group in groups:
+            in_flight = int(group.get("pending", 0))
+            queued = int(group.get("lag") or 0)
+    lines = [f"crawl {keys.crawl_id}: {state}, pages done {done}, in flight {in_flight}, queued {queued}, "
+             f"{rate:.1f} pages/s (coordinator {stats.get('coordinator', '?')})"]  # fmt: skip
+    for member in sorted(client.smembers(keys.workers)):
+        raw = client.get(keys.worker(member.decode()))
+        if raw is None:
+            continue
+        beat = json.loads(raw)
+        seen = max(0.0, time.time() - float(beat.get("seen", 0)))
+        lines.append(f"  worker {beat['host']} pid {beat['pid']}: threads {beat['threads']}, "
+                     f"pages {beat['pages']}, last seen {seen:.1f} s ago")  # fmt: skip
+    return lines
