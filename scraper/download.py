@@ -245,8 +245,9 @@ class _Session(requests.Session):
         # sends a host-only cookie to every subdomain too: the header is made
         # again from the session's own jar (_add_cookies' policy), then the
         # credential headers for the seeds' origins go on as before.
-        prepared.headers.pop("Cookie", None)
-        prepared.prepare_cookies(self.cookies)
+        if len(self.cookies):  # most crawls have none: nothing to build again
+            prepared.headers.pop("Cookie", None)
+            prepared.prepare_cookies(self.cookies)
         if self.auth is not None:
             prepared.prepare_auth(self.auth)
         return prepared

@@ -174,8 +174,18 @@ class Frontier:
         (seeds are exempt from the last: wpull#321); robots.txt and max-pages
         decide when its origin's rules are known, maybe later.
         """
-        key = (self._position.get(parent, len(self._position)) if parent else -1, self._links_of[parent])
-        self._links_of[parent] += 1
+        # Most links are duplicates: the common case goes first, and the
+        # breadth-first keys of --max-pages are kept only when it is given.
+        if url in self.seen and self.max_pages is None:
+            if self._moves_up(url, depth, parent):
+                return True
+            if url not in self._done_before:  # a page of an earlier run is no duplicate
+                self.skipped[SKIP_DUPLICATE] += 1
+            return False
+        key = (-1, 0)
+        if self.max_pages is not None:
+            key = (self._position.get(parent, len(self._position)) if parent else -1, self._links_of[parent])
+            self._links_of[parent] += 1
         reason = self._rejection(url, depth) or (None if seed else self._filtered(url))
         if reason == SKIP_DUPLICATE and (
             self._moves_up(url, depth, parent) or self._held_earlier(url, key, parent)
@@ -282,6 +292,8 @@ class Frontier:
         return None
 
     def _filtered(self, url: str) -> str | None:
+        if not (self.url_filter.allow or self.url_filter.deny):
+            return None
         return None if self.url_filter.passes(url) else SKIP_FILTERED
 
     def _origin(self, url: str) -> _Origin:
