@@ -97,8 +97,8 @@ class Fetcher:
         limits = self.page_limits
         if task.spent_ms:  # a redirect hop: what is left of the page's deadline
             limits = replace(limits, timeout=max(limits.timeout - task.spent_ms / 1000, 0.001))
-        conditional = task.if_none_match or task.if_modified_since
-        fetched = download(self.session, task.target, limits, headers=task.validators if conditional else None)
+        validators = task.validators if task.if_none_match or task.if_modified_since else None
+        fetched = download(self.session, task.target, limits, headers=validators)
         fill_from_download(record, fetched, task)
         self._archive(record, fetched)
         link_urls = None
