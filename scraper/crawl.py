@@ -35,8 +35,8 @@ from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError, UsageError
 from .journal import Journal, read_records
-from .records import PAGE, SLOW_DOWN_STATUSES, Result, WorkerSpec, failed_record
-from .scheduler import Scheduler
+from .records import Result, WorkerSpec, failed_record
+from .scheduler import Scheduler, settles_page
 from .since import Since
 from .stats import CrawlStats
 from .urls import host_of, origin_of
@@ -122,7 +122,7 @@ class Crawl:
     def _write_delivered(self, path: str) -> None:
         """Resume, part 0: pages an earlier coordinator left in a broker (the redis
         backend's result stream) are written to the journal, not fetched again."""
-        delivered: list[Result] = getattr(self.pool, "delivered", [])
+        delivered = self.pool.delivered()
         journal = self.aggregator.journal
         if not delivered or journal is None:
             return
@@ -130,7 +130,7 @@ class Crawl:
         records = []
         for result in delivered:
             url = result.record["url"]
-            if settled_page(result, self.config.retries) and url not in written:
+            if settles_page(result, self.config.retries) and url not in written:
                 written.add(url)
                 records.append(result.record)
         journal.write(records)
@@ -259,13 +259,6 @@ def refuse_start_while_main_is_imported_again() -> None:
         if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
             raise ScraperError(GUARD_HINT)
         frame = frame.f_back
-
-
-def settled_page(result: Result, retries: int) -> bool:
-    """A result that ends its page (not robots.txt, a redirect hop, nor a 429/503 to retry)."""
-    task, status = result.task, result.record.get("status")
-    retry = status in SLOW_DOWN_STATUSES and task.retries < retries
-    return task.kind == PAGE and result.redirect_to is None and not retry
 
 
 def queue_ahead(workers: int, max_concurrency: int, per_host: int) -> int:

@@ -18,12 +18,25 @@ from typing import Any
 
 from .config import CrawlConfig
 from .frontier import Frontier, UrlFilter
-from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, failed_record
+from .records import PAGE, ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, failed_record
 from .since import Since
 from .urls import canonicalize, host_of, wire_url
 
 log = logging.getLogger(__name__)
 
+
+
+def sent_again(task: Task, status: int | None, retries: int) -> bool:
+    """A page that answered 429 or 503 and has retries left goes back to its host's queue."""
+    return status in SLOW_DOWN_STATUSES and task.retries < retries
+
+
+def settles_page(result: Result, retries: int) -> bool:
+    """True when a result ends its page: a page's answer that is neither a
+    redirect hop nor a 429/503 to send again (what Scheduler.complete records)."""
+    task = result.task
+    again = sent_again(task, result.record.get("status"), retries)
+    return task.kind == PAGE and result.redirect_to is None and not again
 
 
 class FetchThreads:
@@ -163,7 +176,7 @@ class Scheduler:
         if not self.stopping:
             self.frontier.sitemap_arrived(task, result.sitemap if error is None else None)
 
-    def _goes_on(self, task: Task, result: Result, now: float) -> bool:
+    def _goes_on(self, task: Task, result: Result, now: float) -> bool:  # the side effects of settles_page
         """True when the page is not settled: a redirect to follow, or a retry after 429/503."""
         if self.stopping:
             return False
@@ -175,7 +188,7 @@ class Scheduler:
             return True
         host = host_of(task.target)
         if record["status"] in SLOW_DOWN_STATUSES:
-            if task.retries < self.config.retries:
+            if sent_again(task, record["status"], self.config.retries):
                 self.frontier.release(task, now)
                 pause = self.frontier.retry_later(task, now, result.retry_after)
                 log.info("%s answered %s: slowing down %s for %.1f s",

@@ -102,6 +102,10 @@ class WorkerGroup(Protocol):
 
     def start(self) -> None: ...
 
+    def delivered(self) -> list[Result]:
+        """Results an earlier coordinator of this crawl left unwritten (a broker
+        keeps them; --resume writes them instead of fetching them again)."""
+
     def capacity(self) -> int:
         """Tasks that may be handed out at once: what the live workers can run
         (fetch threads wanted, up to what each one runs) plus PREFETCH each."""

@@ -150,6 +150,9 @@ class ProcessGroup:
     def _all(self) -> list[_Worker]:
         return self._workers if self._isolation is None else [*self._workers, self._isolation]
 
+    def delivered(self) -> list[Result]:
+        return []  # nothing outlives a crawl here
+
     def capacity(self) -> int:
         # Counted from the workers started, not asked of each process (a system call
         # per look, and the crawl looks after every batch of results): a dead one

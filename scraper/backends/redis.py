@@ -100,7 +100,7 @@ class RedisGroup:
         self.count = count
         self.me = node_name()
         self.client: Any = None
-        self.delivered: list[Result] = []  # results of an earlier coordinator (--resume)
+        self._delivered: list[Result] = []  # results of an earlier coordinator (--resume)
         self._tasks = _StreamTasks(self)
         self._results = _StreamResults(self)
         self._local: list[Any] = []  # local worker processes
@@ -125,7 +125,7 @@ class RedisGroup:
         self.client = connect(self.url)
         self._take_lock()
         if self.backend.resume:
-            self.delivered = self._results.read_all()
+            self._delivered = self._results.read_all()
         self._prepare_streams()
         self._start_local_workers()
 
@@ -180,6 +180,9 @@ class RedisGroup:
         return self._local if self._isolation is None else [*self._local, self._isolation]
 
     # -- what the crawl asks ------------------------------------------------------
+
+    def delivered(self) -> list[Result]:
+        return self._delivered
 
     def capacity(self) -> int:
         """What the live workers announce: their fetch threads plus PREFETCH each."""

@@ -61,6 +61,9 @@ class ThreadGroup:
         context.thread.start()
         self._workers.append(context)
 
+    def delivered(self) -> list[Result]:
+        return []  # nothing outlives a crawl here
+
     def capacity(self) -> int:
         return sum(worker.thread.is_alive() for worker in self._workers) * (1 + PREFETCH)
 
