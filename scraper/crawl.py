@@ -239,7 +239,7 @@ class Crawl:
         # Normally instant (every worker is idle); after a stop, pages still
         # in flight are abandoned (--resume fetches them again).
         early = self._stop_deadline is not None or not self.scheduler.finished()
-        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN))
+        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
 
 
 # multiprocessing's "Safe importing of main module": a worker process started

@@ -4,9 +4,10 @@ A worker process (a Node) waits for its coordinator, takes the WorkerSpec
 from Redis and runs the one worker loop (fetcher.worker_main) in fetch
 threads over a Redis WorkerContext:
 
-    main thread: XREADGROUP COUNT <=16 -> local queue -> fetch threads -> outbox
+    main thread: XREADGROUP COUNT <= idle threads (16 at most) -> local queue -> fetch threads
                  every second: renew what it holds (XCLAIM JUSTID), heartbeat, read `state`
-    sender thread: outbox -> MULTI: XADD results, XACK + XDEL their tasks (one round trip per batch)
+    fetch thread: task -> result -> outbox; the thread that finds no send under way sends
+                  the outbox: MULTI: XADD results, XACK + XDEL their tasks (one round trip a batch)
 
 A task counts as held from XREADGROUP until its result is in the result
 stream (acknowledged in the same MULTI); if the worker dies in between, the
@@ -31,7 +32,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import wire
-from .backends.base import PREFETCH
 from .backends.streams import (
     BATCH,
     GROUP,
@@ -44,6 +44,7 @@ from .backends.streams import (
     node_name,
     redis_url,
 )
+from .callbacks import resolve_callback
 from .errors import UsageError
 from .fetcher import worker_main
 from .records import Result, Task, WorkerSpec
@@ -51,8 +52,9 @@ from .records import Result, Task, WorkerSpec
 log = logging.getLogger("scraper")
 
 READ_BLOCK_MS = 50  # longest wait for tasks: bounds how late the worker sees `state`
-LISTEN_EVERY = 0.1  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
-WAIT_POLL = 0.5  # seconds between two looks for a coordinator
+LISTEN_EVERY = 0.05  # seconds between two reads of `state` and `wanted` (cheap: one GET each)
+WAIT_POLL = 0.1  # seconds between two looks for a coordinator (two GETs)
+SHORT_TASK = 0.05  # seconds: tasks shorter than this are read a batch ahead
 EXIT_AFTER = 2.0  # SPEC 8: workers are gone within 2 s of the end of the crawl
 
 
@@ -68,14 +70,18 @@ class Node:
         self.client = client
         self.keys = keys
         self.stream = keys.isolated if isolated else keys.tasks
-        self.prefetch = 0 if isolated else PREFETCH
         self.spec = spec
         self.limit = max(1, threads)
         self.is_local = is_local
         self.name = node_name()
         self.local: queue.SimpleQueue[tuple[bytes, Task]] = queue.SimpleQueue()
         self.outbox: queue.SimpleQueue[tuple[bytes, bytes]] = queue.SimpleQueue()
+        self.sending = threading.Lock()  # held by the fetch thread that sends the outbox
         self.held: set[bytes] = set()  # entry ids read and not yet answered in Redis
+        self.taken = 0  # tasks read and not yet done by a fetch thread
+        self.refill_at = 0  # read more tasks once `taken` is down to this
+        self.freed = threading.Event()  # `taken` is down to `refill_at`
+        self.task_seconds = 1.0  # a task's time in a fetch thread, moving average (starts long)
         self.board: dict[int, list[Any]] = {}  # thread index -> [task id, took at, parsing since]
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -91,15 +97,13 @@ class Node:
 
     def run(self) -> None:
         """Take part until the crawl ends or `stop` is set; then leave cleanly."""
-        sender = threading.Thread(target=self._send_loop, name="redis-sender", daemon=True)
-        sender.start()
         try:
             while not self.stop.is_set():
                 self._keep()  # first: the coordinator counts this worker from its first heartbeat
                 self._start_threads()
                 self._read_tasks()
         finally:
-            self._leave(sender)
+            self._leave()
 
     def _start_threads(self) -> None:
         while len(self.threads) < min(self.wanted, self.limit):
@@ -110,17 +114,32 @@ class Node:
             self.threads.append(thread)
 
     def _read_tasks(self) -> None:
+        """Read tasks for the idle fetch threads.
+
+        Long tasks (a slow server): no more than the idle threads, so that a task
+        waits in the shared stream, where any worker's idle thread can take it,
+        rather than behind a busy thread here. Short tasks (a fast server, a
+        parse-bound crawl): a batch ahead, read when the last batch is nearly
+        done, so that a round trip to Redis is neither waited for nor paid per task.
+        """
+        self.freed.clear()
         with self.lock:
-            room = min(BATCH, len(self.threads) + self.prefetch - len(self.held))
+            threads = len(self.threads)
+            ahead = BATCH // 2 if self.task_seconds < SHORT_TASK else 0
+            self.refill_at = threads if ahead else threads - 1
+            room = min(BATCH, threads + ahead - self.taken) if self.taken <= self.refill_at else 0
         if room <= 0:
-            time.sleep(0.01)
+            self.freed.wait(LISTEN_EVERY)
             return
         try:
             found = self.client.xreadgroup(GROUP, self.name, {self.stream: ">"},
                                            count=room, block=READ_BLOCK_MS)  # fmt: skip
-        except Exception as exc:  # NOGROUP after a Redis restart, or Redis away: the coordinator mends it
+        except Exception as exc:
+            # The stream deleted (the crawl ended: Redis unblocks the read at once),
+            # NOGROUP after a Redis restart (the coordinator mends it), or Redis away.
             log.debug("reading tasks: %s", exc)
-            time.sleep(READ_BLOCK_MS / 1000)
+            self._last_listen = 0.0  # read `state` now
+            time.sleep(0.01)
             return
         for _, entries in found or ():
             for entry_id, fields in entries:
@@ -136,6 +155,7 @@ class Node:
             return
         with self.lock:
             self.held.add(entry_id)
+            self.taken += 1
         self.local.put((entry_id, task))
 
     def _keep(self) -> None:
@@ -183,18 +203,21 @@ class Node:
         return (None if isinstance(state, Exception) else state,
                 None if isinstance(wanted, Exception) else wanted)  # fmt: skip
 
-    # -- the sender thread --------------------------------------------------------------
+    # -- sending results (from the fetch threads) -------------------------------------
 
-    def _send_loop(self) -> None:
-        while True:
-            batch = _drain(self.outbox, BATCH, timeout=0.02)
-            if batch:
-                self._send(batch)
-            elif self.stop.is_set() and self._idle():
-                return
+    def flush(self) -> None:
+        """Send the outbox unless another thread is sending it. A thread sends its own
+        result in the common case of one fetch thread (a parse-bound crawl): no hand-over
+        to another thread; with many, the results that wait meanwhile go as one batch.
+        The sender looks once more after letting go, so no result is left behind."""
+        while not self.outbox.empty() and self.sending.acquire(blocking=False):
+            try:
+                while batch := _drain(self.outbox, BATCH, timeout=0):
+                    self._send(batch)
+            finally:
+                self.sending.release()
 
     def _idle(self) -> bool:
-        # A fetch thread puts its result in the outbox before it clears its row.
         with self.lock:
             return not self.board and self.outbox.empty()
 
@@ -219,11 +242,14 @@ class Node:
 
     # -- leaving -------------------------------------------------------------------------
 
-    def _leave(self, sender: threading.Thread) -> None:
+    def _leave(self) -> None:
         """Give back what was not begun, let the running tasks finish, say goodbye."""
         if not self.ended:
             self._give_back(_drain(self.local, 1_000_000, timeout=0))
-        sender.join(self.spec.timeout + 1)
+        deadline = time.monotonic() + self.spec.timeout + 1
+        while not self._idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.flush()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(self.keys.worker(self.name))
@@ -258,6 +284,8 @@ class _Context:
         self.entry = b""
 
     def next_task(self, timeout: float) -> Task | None:
+        if self.node.local.empty():
+            self.node.flush()  # results put off (short tasks) go before this thread waits
         try:
             self.entry, task = self.node.local.get(timeout=timeout)
         except queue.Empty:
@@ -265,7 +293,11 @@ class _Context:
         return task
 
     def send(self, result: Result) -> None:
-        self.node.outbox.put((self.entry, wire.dump_result(result)))  # WireError: fetcher sends an error
+        node = self.node
+        node.outbox.put((self.entry, wire.dump_result(result)))  # WireError: fetcher sends an error
+        # Short tasks: results go by fours, or when this thread has nothing left to do.
+        if node.task_seconds >= SHORT_TASK or node.outbox.qsize() >= BATCH // 4 or node.local.empty():
+            node.flush()
 
     def began(self, task: Task) -> None:
         with self.node.lock:
@@ -278,8 +310,15 @@ class _Context:
                 row[2] = time.monotonic() if active else None
 
     def done(self, task: Task) -> None:
-        with self.node.lock:
-            self.node.board.pop(self.index, None)
+        node = self.node
+        with node.lock:
+            row = node.board.pop(self.index, None)
+            if row is not None:
+                node.task_seconds += 0.1 * (time.monotonic() - row[1] - node.task_seconds)
+            node.taken -= 1
+            wake = node.taken <= node.refill_at
+        if wake:
+            node.freed.set()
 
     def should_stop(self) -> bool:
         return self.node.stop.is_set()
@@ -325,23 +364,48 @@ def wait_for_crawl(
     return None
 
 
+def check_runnable(spec: WorkerSpec, crawl_id: str, parse: str | None = None) -> None:
+    """UsageError unless the crawl's parse callback imports here and is `parse`, when
+    given: a worker that cannot run the crawl's tasks must not take any."""
+    if parse is not None and parse != spec.parse:
+        theirs = f"with {spec.parse}" if spec.parse else "without a parse callback"
+        raise UsageError(f"crawl {crawl_id!r} parses {theirs}, not with --parse {parse}")
+    if spec.parse:
+        try:
+            resolve_callback(spec.parse)
+        except ValueError as exc:
+            raise UsageError(f"cannot take part in crawl {crawl_id!r}: its parse callback "
+                             f"{spec.parse} {exc}") from None  # fmt: skip
+
+
 def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
     """A worker process the coordinator started (-w N, or its isolation worker): one crawl."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     client, keys = connect(url), Keys(crawl_id)
     spec = wait_for_crawl(client, keys, url, threading.Event(), say=False)
-    if spec is not None:
-        Node(client, keys, spec, 1 if isolated else spec.threads, is_local=True, isolated=isolated).run()
+    if spec is None:
+        return
+    try:
+        check_runnable(spec, crawl_id)
+    except UsageError as exc:  # the coordinator sees this process die, and says why after a few
+        print(f"scraper: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    Node(client, keys, spec, 1 if isolated else spec.threads, is_local=True, isolated=isolated).run()
 
 
-def serve(url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event) -> None:
-    """One worker process of `scraper worker`: crawls until the end (or for ever)."""
+def serve(
+    url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event,
+    parse: str | None = None,
+) -> None:  # fmt: skip
+    """One worker process of `scraper worker`: crawls until the end (or for ever).
+    UsageError when it cannot run the crawl's tasks (check_runnable)."""
     client, keys = connect(url), Keys(crawl_id)
     while not stop.is_set():
         spec = wait_for_crawl(client, keys, url, stop)
         if spec is None:
             return
+        check_runnable(spec, crawl_id, parse)
         print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
         node = Node(client, keys, spec, concurrency or spec.threads)
         watcher = threading.Thread(target=_relay_stop, args=(stop, node), daemon=True)
@@ -389,7 +453,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="fetch threads per worker process (default: the coordinator's)")
         add("--forever", action="store_true", help="after a crawl ends, wait for the next one")
         add("--parse", metavar="MODULE:FUNCTION",
-            help="accepted for symmetry: the coordinator names the callback; its module must import here")
+            help="the parse callback this worker expects: it must import here and be the crawl's "
+                 "(the coordinator names it; without --parse the crawl's is checked all the same)")
     return parser
 
 
@@ -400,6 +465,11 @@ def run_worker(url: str, args: argparse.Namespace) -> int:
     connect(url)  # a bad URL or password: one line, exit 2, before any process starts
     if "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # --parse modules of the current folder, as the coordinator's
+    if args.parse is not None:
+        try:
+            resolve_callback(args.parse)
+        except ValueError as exc:
+            raise UsageError(f"--parse {args.parse}: {exc}") from None
     received: list[int] = []
     stop = threading.Event()
 
@@ -409,18 +479,20 @@ def run_worker(url: str, args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
+    refused = False
     if args.workers == 1:
-        serve(url, args.crawl_id, args.concurrency, args.forever, stop)
+        serve(url, args.crawl_id, args.concurrency, args.forever, stop, args.parse)
     else:
-        _run_processes(url, args, stop)
+        refused = _run_processes(url, args, stop)
     if received:
         return 143 if received[0] == signal.SIGTERM else 130
-    return 0
+    return 2 if refused else 0
 
 
-def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) -> None:
+def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) -> bool:
+    """Whether a process was refused (check_runnable: it said why and exited 2)."""
     context = multiprocessing.get_context("spawn")
-    child_args = (url, args.crawl_id, args.concurrency, args.forever)
+    child_args = (url, args.crawl_id, args.concurrency, args.forever, args.parse)
     processes = [context.Process(target=_serve_child, args=child_args) for _ in range(args.workers)]
     for process in processes:
         process.start()
@@ -432,15 +504,20 @@ def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) ->
             break
     for process in processes:
         process.join()
+    return any(process.exitcode == 2 for process in processes)
 
 
-def _serve_child(url: str, crawl_id: str, concurrency: int | None, forever: bool) -> None:
+def _serve_child(url: str, crawl_id: str, concurrency: int | None, forever: bool, parse: str | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays a Ctrl-C as SIGTERM
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     watcher = threading.Thread(target=_stop_with_parent, args=(stop,), daemon=True)
     watcher.start()
-    serve(url, crawl_id, concurrency, forever, stop)
+    try:
+        serve(url, crawl_id, concurrency, forever, stop, parse)
+    except UsageError as exc:
+        print(f"scraper worker: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def _stop_with_parent(stop: threading.Event) -> None:

@@ -214,6 +214,48 @@ def test_status_shows_crawl_and_workers(redis_server, start_cli, run_cli, serve,
     assert f"crawl default: done, pages done {len(result.records)}," in after.stdout
 
 
+def test_a_worker_that_cannot_run_the_callback_takes_no_task(
+    redis_server, start_cli, cli_cwd, tmp_path, serve, write_seeds, expected
+) -> None:
+    (cli_cwd / "tagger.py").write_text(
+        "def tag(record, tree):\n    return {'tagged': [1]}\n\ndef other(record, tree):\n    return {}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"  # a machine without the module
+    elsewhere.mkdir()
+    site = serve(pages=30, delay=0.05)
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                            redis_server.url, "-w", "1", "--depth", "3", "--parse", "tagger:tag",
+                            "-O", "out.jsonl")  # fmt: skip
+    without = CliProcess(("worker", redis_server.url, "-w", "2"), elsewhere)
+    mismatched = start_worker(start_cli, redis_server, "--parse", "tagger:other")
+    try:
+        refused, other = without.wait(30), mismatched.wait(30)
+    finally:
+        without.kill()
+    assert refused.rc == 2
+    assert "its parse callback tagger:tag cannot import module 'tagger'" in refused.stderr
+    assert other.rc == 2
+    assert "crawl 'default' parses with tagger:tag, not with --parse tagger:other" in other.stderr
+    for result in (refused, other):
+        assert "Traceback" not in result.stderr
+    result = coordinator.wait(60)
+    assert result.rc == 0, result
+    assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
+    pages = [r for r in result.records if r["ok"] and r["content_type"] == "text/html"]
+    assert pages and all(r["fields"].get("tagged") == [1] for r in pages)
+
+
+def test_status_says_stopped_after_ctrl_c(redis_server, start_cli, run_cli, serve, write_seeds) -> None:
+    site = serve(pages=40, delay=0.3)
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                            redis_server.url, "-w", "1", "--depth", "3", "-O", "out.jsonl")  # fmt: skip
+    assert wait_until(lambda: len(site.page_paths()) >= 3, 30)
+    coordinator.signal_group(signal.SIGINT)
+    assert coordinator.wait(30).rc == 130
+    after = run_cli("status", redis_server.url)
+    assert "crawl default: stopped, pages done" in after.stdout, after.stdout
+
+
 def test_coordinator_sigkill_then_resume_writes_each_page_once(
     redis_server, start_cli, serve, write_seeds, expected
 ) -> None:

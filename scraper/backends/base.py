@@ -108,7 +108,8 @@ class WorkerGroup(Protocol):
 
     def capacity(self) -> int:
         """Tasks that may be handed out at once: what the live workers can run
-        (fetch threads wanted, up to what each one runs) plus PREFETCH each."""
+        (fetch threads wanted, up to what each one runs) plus a few each that
+        wait for a free thread (PREFETCH; the redis backend a batch)."""
 
     def max_concurrency(self) -> int:
         """Requests the workers could run at once with all their fetch threads."""
@@ -124,9 +125,11 @@ class WorkerGroup(Protocol):
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
         """Replace what failed; the tasks of `in_flight` that must be sent again."""
 
-    def stop(self, deadline: float) -> None:
+    def stop(self, deadline: float, finished: bool = True) -> None:
         """Tell every worker to stop (a broadcast), wait for them until the
-        monotonic `deadline`, then kill what is left. Never leaves one behind."""
+        monotonic `deadline`, then kill what is left. Never leaves one behind.
+        `finished`: the crawl ran to its end, rather than being stopped (a
+        broker that outlives the crawl shows which)."""
 
 
 class WorkerContext(Protocol):

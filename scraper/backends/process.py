@@ -188,7 +188,7 @@ class ProcessGroup:
         self.start()
         return list(in_flight.values())
 
-    def stop(self, deadline: float) -> None:
+    def stop(self, deadline: float, finished: bool = True) -> None:
         self._stop.value = 1
         while any(w.process.is_alive() for w in self._all()) and time.monotonic() < deadline:
             # A worker blocked on a full result pipe can only finish if we read.

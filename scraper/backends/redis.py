@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import PAGE, Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, hung_after, hung_failures
+from .base import Activity, Failure, hung_after, hung_failures
 from .streams import (
     BATCH,
     CLAIM_IDLE,
@@ -60,7 +60,12 @@ from .streams import (
 )
 
 LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
-CHECK_EVERY = 1.0  # seconds between the coordinator's looks at Redis (lock, takeovers, heartbeats)
+# Tasks per worker that wait in the stream beyond its fetch threads: a worker reads
+# a batch ahead when its tasks are short (remote.py), so that neither side pays a
+# round trip per task; with long tasks they wait in the stream for any idle thread.
+QUEUED = BATCH
+LOOK_EVERY = 0.25  # seconds between the coordinator's looks at the lock and the heartbeats
+TAKE_OVER_EVERY = 1.0  # seconds between its looks for tasks of silent workers
 OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
 TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
@@ -106,7 +111,7 @@ class RedisGroup:
         self._local: list[Any] = []  # local worker processes
         self._isolation: Any = None  # the local process that runs tasks sent again, alone
         self._heartbeats: list[dict[str, Any]] = []
-        self._last_check = 0.0
+        self._last_look = self._last_take_over = 0.0
         self._wanted = 0
         self._outage_since: float | None = None
         self._lost_state = False
@@ -185,13 +190,13 @@ class RedisGroup:
         return self._delivered
 
     def capacity(self) -> int:
-        """What the live workers announce: their fetch threads plus PREFETCH each."""
+        """What the live workers announce: their fetch threads plus QUEUED each."""
         self._look()
         wanted = self._wanted or self.spec.threads
-        announced = sum(min(wanted, int(beat.get("threads", 1))) + PREFETCH for beat in self._heartbeats)
+        announced = sum(min(wanted, int(beat.get("threads", 1))) + QUEUED for beat in self._heartbeats)
         # Local workers count from the start: their first tasks wait in the stream
         # while they start, instead of the crawl waiting for their first heartbeat.
-        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + PREFETCH))
+        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + QUEUED))
 
     def max_concurrency(self) -> int:
         return max(1, self.count) * self.spec.threads
@@ -211,11 +216,14 @@ class RedisGroup:
     def failed(self) -> list[Failure]:
         """Workers silent past CLAIM_IDLE (their tasks are taken over), hung parses,
         dead local processes, and Redis having lost our keys (a restart)."""
-        if not self._look(force=False):
-            return []
+        self._look()
         if self._lost_state:
             self._lost_state = False
             return [Failure("redis", (), "lost its data (restarted?)")]
+        now = time.monotonic()
+        if now - self._last_take_over < TAKE_OVER_EVERY:
+            return []
+        self._last_take_over = now
         found = self._take_over(self._dead_local())
         found += hung_failures(self.activity(), hung_after(self.spec))
         return found
@@ -228,9 +236,9 @@ class RedisGroup:
         held = {task_id for failure in failures for task_id in failure.task_ids}
         return [task for task_id, task in in_flight.items() if task_id in held]
 
-    def stop(self, deadline: float) -> None:
+    def stop(self, deadline: float, finished: bool = True) -> None:
         """The broadcast (state), then wait for local workers, then kill what is left."""
-        self._best_effort(self._end_crawl)
+        self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
         while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
             time.sleep(0.02)
         for process in self._all_local():
@@ -243,10 +251,10 @@ class RedisGroup:
         if self.client is not None:
             self.client.close()
 
-    def _end_crawl(self) -> None:
+    def _end_crawl(self, state: str) -> None:
         k = self.keys
         pipe = self.client.pipeline()
-        pipe.set(k.state, "done", ex=STATE_TTL)
+        pipe.set(k.state, state, ex=STATE_TTL)
         pipe.hset(k.stats, "done", self._results.pages)
         pipe.expire(k.stats, STATE_TTL)
         pipe.delete(k.tasks, k.isolated, k.spec, k.wanted)
@@ -257,16 +265,16 @@ class RedisGroup:
 
     # -- looking at Redis -----------------------------------------------------------
 
-    def _look(self, force: bool = True) -> bool:
-        """Renew the lock and read the heartbeats, at most every CHECK_EVERY seconds."""
+    def _look(self) -> None:
+        """Renew the lock and read the heartbeats, at most every LOOK_EVERY seconds (a
+        worker that joins is given tasks that soon after its first heartbeat)."""
         now = time.monotonic()
-        if now - self._last_check < CHECK_EVERY and (self._heartbeats or not force):
-            return False
-        self._last_check = now
+        if now - self._last_look < LOOK_EVERY:
+            return
+        self._last_look = now
         self._call(self._renew_lock)
         self._heartbeats = self._call(self._read_heartbeats)
         self._call(lambda: self.client.hset(self.keys.stats, "done", self._results.pages))
-        return True
 
     def _renew_lock(self) -> None:
         if self.client.set(self.keys.lock, self.me, xx=True, px=int(LOCK_TTL * 1000)):
@@ -409,18 +417,16 @@ class _StreamTasks:
             self.flush()
 
     def flush(self) -> None:
-        if not self.waiting:
-            return
-        batch, key = self.waiting, self.group.keys.tasks
+        if self.waiting:
+            self.group._call(lambda: self.queue_on(self.group.client.pipeline(transaction=False)).execute())
+            self.waiting = []
 
-        def send() -> None:
-            pipe = self.group.client.pipeline(transaction=False)
-            for message in batch:
-                pipe.xadd(key, {"m": message})
-            pipe.execute()
-
-        self.group._call(send)
-        self.waiting = []
+    def queue_on(self, pipe: Any) -> Any:
+        """The waiting tasks' XADDs on `pipe`; the caller empties `waiting` once it ran."""
+        key = self.group.keys.tasks
+        for message in self.waiting:
+            pipe.xadd(key, {"m": message})
+        return pipe
 
     def close(self) -> None:
         self.waiting = []
@@ -435,13 +441,22 @@ class _StreamResults:
         self.warn = WarnOnce()
         self.pages = 0  # page results received (for `scraper status`)
         self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
+        self._trimmed = 0.0
 
     def receive(self, timeout: float) -> list[Result]:
+        """The tasks the crawl put since the last call go out, and the results come
+        back, in one round trip (XADDs, then a blocking XREAD, in one pipeline)."""
         group = self.group
-        group.tasks.flush()  # the crawl put its batch before asking for results
         key = group.keys.results
         block = max(1, int(timeout * 1000))
-        found = group._call(lambda: group.client.xread({key: self.last_id}, count=READ_COUNT, block=block))
+
+        def exchange() -> Any:
+            pipe = group.tasks.queue_on(group.client.pipeline(transaction=False))
+            pipe.xread({key: self.last_id}, count=READ_COUNT, block=block)
+            return pipe.execute()[-1]
+
+        found = group._call(exchange)
+        group.tasks.waiting = []
         received = []
         for _, entries in found or ():
             for entry_id, fields in entries:
@@ -463,8 +478,12 @@ class _StreamResults:
             return None
 
     def trim(self, everything: bool = False) -> None:
-        """Drop results the journal has written (read TRIM_AFTER ago)."""
-        cutoff, upto = time.monotonic() - TRIM_AFTER, None
+        """Drop results the journal has written (read TRIM_AFTER ago), once a second."""
+        now = time.monotonic()
+        if now - self._trimmed < 1.0 and not everything:
+            return
+        self._trimmed = now
+        cutoff, upto = now - TRIM_AFTER, None
         while self._read and (everything or self._read[0][0] < cutoff):
             upto = self._read.pop(0)[1]
         if upto is not None:

@@ -97,7 +97,7 @@ class ThreadGroup:
         held = {task_id for failure in failures for task_id in failure.task_ids}
         return [task for task_id, task in in_flight.items() if task_id in held]
 
-    def stop(self, deadline: float) -> None:
+    def stop(self, deadline: float, finished: bool = True) -> None:
         """Threads cannot be killed: the broadcast ends them; a hung one stays, a daemon."""
         self._stop.set()
         for worker in self._workers:
