@@ -84,7 +84,8 @@ def run_synthetic_worker(url: str, threads: int) -> None:
     the real Redis protocol and wire format, with fetching nearly free."""
     import threading
 
-    from scraper import fetcher, remote
+    from scraper import fetcher
+    from scraper.backends import redis_worker
     from scraper.records import Result, new_record
 
     class SyntheticFetcher(fetcher.Fetcher):
@@ -97,7 +98,7 @@ def run_synthetic_worker(url: str, threads: int) -> None:
             return Result(task, record, robots_body=b"" if task.kind == "robots" else None)
 
     fetcher.Fetcher = SyntheticFetcher  # type: ignore[misc]
-    remote.serve(url, "default", threads, False, threading.Event())
+    redis_worker.serve(url, "default", threads, False, threading.Event())
 
 
 def bench_coordinator(workers: int) -> None:

@@ -61,7 +61,7 @@ from .streams import (
 
 LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
 # Tasks per worker that wait in the stream beyond its fetch threads: a worker reads
-# a batch ahead when its tasks are short (remote.py), so that neither side pays a
+# a batch ahead when its tasks are short (redis_worker.py), so that neither side pays a
 # round trip per task; with long tasks they wait in the stream for any idle thread.
 QUEUED = BATCH
 LOOK_EVERY = 0.25  # seconds between the coordinator's looks at the lock and the heartbeats
@@ -161,7 +161,7 @@ class RedisGroup:
             self._local.append(self._start_process(isolated=False))
 
     def _start_process(self, isolated: bool) -> Any:
-        from ..remote import run_local_worker
+        from .redis_worker import run_local_worker
 
         # The crawl's start method, as the process backend's (fork starts in milliseconds);
         # spawn works as well: a worker gets only the URL and the crawl id.

@@ -1,4 +1,4 @@
-"""What the coordinator (backends/redis.py) and the workers (remote.py) of the redis
+"""What the coordinator (backends/redis.py) and the workers (redis_worker.py) of the redis
 backend share: the client, the keys of a crawl id, the timings both sides rely on,
 and the masking of passwords (SPEC 8: a password is never printed)."""
 
