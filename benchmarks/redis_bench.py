@@ -1,14 +1,17 @@
 """Benchmarks of the redis backend (issue 13); not tests, nothing here is timed in CI.
 
-    python benchmarks/redis_bench.py local        # 1. redis vs process backend, local workers only
+    python benchmarks/run.py --redis              # 1. redis vs process backend, local workers only
     python benchmarks/redis_bench.py coordinator  # 2. pages/s and CPU per page of one coordinator
     python benchmarks/redis_bench.py scaling      # 3. 1, 2, 4 worker machines (network namespaces; root)
 
-Each starts a private redis-server on a Unix socket (TCP on veth addresses for
-`scaling`) and serves generated sites from a separate process (scraper.demo):
-  A: CPU-bound, 1500 heavy pages, no delay, --per-host 16 (the lab's site A in shape)
-  B: I/O-bound, 1000 light pages, 100 ms per response, --per-host 64 (the lab's site B in shape)
-Runs alternate between the backends; the median of REPEAT runs is printed.
+2 runs the coordinator in this process against synthetic workers: real `scraper
+worker` processes (the Redis protocol and wire format unchanged) whose fetcher
+makes a record with 40 links up instead of fetching, so that fetching is nearly
+free and the coordinator is the limit.
+
+3 runs each worker machine in a network namespace (as tests/test_redis_hosts.py
+makes them), redis-server with a password on the veth addresses, and 4 site
+servers answering in 200 ms from a process of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,14 +26,9 @@ import time
 from typing import Any
 
 import scraper
-from scraper.demo import serve_in_process
 from scraper.redis_demo import private_redis
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
-# site -> (generated site, seconds per response, --per-host as the lab gives Scrapy)
-SITES = {"A": ({"pages": 1500, "padding": 400}, 0.0, 16), "B": ({"pages": 1000}, 0.1, 64)}
-REPEAT = int(os.environ.get("REPEAT", "3"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # siteserver
 
 
 def timed_crawl(url: str, **settings: Any) -> tuple[int, float, float]:
@@ -43,24 +40,6 @@ def timed_crawl(url: str, **settings: Any) -> tuple[int, float, float]:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return len(records), wall, cpu
-
-
-def bench_local(workers: int) -> None:
-    """1. One machine: the redis backend's local workers against the process backend."""
-    with private_redis() as redis_url:
-        for name, (site, delay, per_host) in SITES.items():
-            with serve_in_process(site, delay) as url:
-                rates: dict[str, list[float]] = {"process": [], "redis": []}
-                for _ in range(REPEAT):
-                    for backend in rates:
-                        extra: dict[str, Any] = {"per_host": per_host}
-                        if backend == "redis":
-                            extra["redis"] = redis_url
-                        pages, wall, _ = timed_crawl(url, backend=backend, workers=workers, **extra)
-                        rates[backend].append(pages / wall)
-                process, redis = (statistics.median(rates[b]) for b in ("process", "redis"))
-                print(f"site {name}: process {process:.0f} pages/s, redis {redis:.0f} pages/s, "
-                      f"ratio {redis / process:.2f}", flush=True)  # fmt: skip
 
 
 SCALING_DELAY = 0.2  # seconds per response of the scaling benchmark's site
@@ -174,15 +153,13 @@ def bench_scaling(counts: list[int], pages: int, threads: int = 16) -> None:
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    choices = ("local", "coordinator", "scaling", "synthetic-worker", "site-servers")
+    choices = ("coordinator", "scaling", "synthetic-worker", "site-servers")
     parser.add_argument("which", choices=choices)
     parser.add_argument("address", nargs="?", help="synthetic-worker: the Redis URL; site-servers: the host")
     parser.add_argument("--pages", type=int, default=6400, help="scaling: pages of the site (4 origins)")
     parser.add_argument("-w", "--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    if args.which == "local":
-        bench_local(args.workers)
-    elif args.which == "coordinator":
+    if args.which == "coordinator":
         bench_coordinator(args.workers)
     elif args.which == "synthetic-worker":
         run_synthetic_worker(args.address, threads=64)

@@ -4,11 +4,13 @@ on two local sites, in alternating pairs, with pages/s, CPU seconds and the rati
     python benchmarks/run.py                 # scraper only
     python benchmarks/run.py --scrapy        # and Scrapy, installed into benchmarks/.venv-scrapy
     python benchmarks/run.py --pairs 5 --sites B
+    python benchmarks/run.py --redis         # and the redis backend's local workers (issue 13)
 
 Needs: this project installed in the running Python (`pip install -e .`);
 nginx on PATH for site A (`apt-get install nginx`; without it A is skipped);
-with --scrapy, network access once to install Scrapy into its own venv. All
-traffic stays on 127.0.0.1. Sites:
+with --scrapy, network access once to install Scrapy into its own venv; with
+--redis, `pip install -e '.[redis]'` and redis-server on PATH (a private one
+is started on a Unix socket). All traffic stays on 127.0.0.1. Sites:
 
   A  2,000 pages of 80 KB served by nginx: parsing is the work (CPU-bound)
   B  1,000 pages of 10 KB, each answered 100 ms late: waiting is the work (I/O-bound)
@@ -134,6 +136,11 @@ def scraper_command(start: str, seeds: Path, output: Path, site: Site) -> list[s
             "--per-host", str(site.concurrency)]  # fmt: skip
 
 
+def redis_command(start: str, seeds: Path, output: Path, site: Site, redis_url: str) -> list[str]:
+    """The same crawl on the redis backend: its local workers (-w: CPUs, as the process backend's)."""
+    return [*scraper_command(start, seeds, output, site), "--backend", "redis", "--redis", redis_url]
+
+
 def scrapy_command(start: str, output: Path, site: Site) -> list[str]:
     return [str(SCRAPY_VENV / "bin" / "scrapy"), "runspider", str(HERE / "scrapy_spider.py"), "-a",
             f"start={start}", "-O", f"{output}:jsonlines", "-L", "WARNING",
@@ -150,36 +157,49 @@ def install_scrapy() -> None:
                    check=True)  # fmt: skip
 
 
-def measure(site: Site, pairs: int, with_scrapy: bool, work: Path) -> list[Run]:
+def measure(site: Site, pairs: int, with_scrapy: bool, redis_url: str | None, work: Path) -> list[Run]:
+    """`pairs` runs of each crawler, in turn; the order flips from one round to the next."""
     root = work / f"site-{site.name}"
     subprocess.run([sys.executable, str(HERE / "sites.py"), "generate", str(root), "--pages", str(site.pages),
                     "--kb", str(site.kb)], check=True)  # fmt: skip
     runs = []
     with serving(site, root, work) as start:
         for pair in range(pairs):
-            output = work / f"{site.name}-scraper-{pair}.jsonl"
-            runs.append(timed(scraper_command(start, work / "seeds.txt", output, site), output, "scraper",
-                              site.pages))  # fmt: skip
+            seeds = work / "seeds.txt"
+            commands = {"scraper": scraper_command(start, seeds, work / "scraper.jsonl", site)}
+            if redis_url:
+                commands["redis"] = redis_command(start, seeds, work / "redis.jsonl", site, redis_url)
             if with_scrapy:
-                output = work / f"{site.name}-scrapy-{pair}.jsonl"
-                runs.append(timed(scrapy_command(start, output, site), output, "scrapy", site.pages))
+                commands["scrapy"] = scrapy_command(start, work / "scrapy.jsonl", site)
+            order = list(commands) if pair % 2 == 0 else list(reversed(commands))
+            for crawler in order:
+                runs.append(timed(commands[crawler], work / f"{crawler}.jsonl", crawler, site.pages))
     return runs
+
+
+def median_ratio(runs: list[Run], crawler: str, reference: str) -> float:
+    """Median over the rounds of crawler's pages/s over reference's."""
+    ours = [run for run in runs if run.crawler == crawler]
+    theirs = [run for run in runs if run.crawler == reference]
+    return statistics.median(a.rate / b.rate for a, b in zip(ours, theirs, strict=True))
 
 
 def report(site: Site, runs: list[Run]) -> str:
     lines = [f"site {site.name}: {site.pages} pages x {site.kb} KB, {site.delay_ms:g} ms per answer, "
              f"{site.concurrency} requests per host"]  # fmt: skip
-    for crawler in ("scraper", "scrapy"):
+    for crawler in ("scraper", "redis", "scrapy"):
         own = [run for run in runs if run.crawler == crawler]
         if own:
             rates = ", ".join(f"{run.rate:.0f}" for run in own)
             lines.append(f"  {crawler:8} pages/s {statistics.median(r.rate for r in own):6.0f} "
                          f"(runs: {rates}); CPU {statistics.median(r.cpu for r in own):.1f} s")  # fmt: skip
-    scrapy = [run for run in runs if run.crawler == "scrapy"]
-    if scrapy:
-        ours = [run for run in runs if run.crawler == "scraper"]
-        ratio = statistics.median(a.rate / b.rate for a, b in zip(ours, scrapy, strict=True))
-        lines.append(f"  ratio scraper/scrapy pages/s (median of pairs): {ratio:.2f}")
+    crawlers = {run.crawler for run in runs}
+    if "scrapy" in crawlers:
+        ratio = median_ratio(runs, "scraper", "scrapy")
+        lines.append(f"  ratio scraper/scrapy pages/s (median of rounds): {ratio:.2f}")
+    if "redis" in crawlers:
+        ratio = median_ratio(runs, "redis", "scraper")
+        lines.append(f"  ratio redis/process backend pages/s (median of rounds): {ratio:.2f}")
     return "\n".join(lines)
 
 
@@ -189,17 +209,24 @@ def main() -> None:
     parser.add_argument("--scrapy", action="store_true", help="also run Scrapy (installed on first use)")
     parser.add_argument("--pairs", type=int, default=3, help="runs of each crawler per site (default 3)")
     parser.add_argument("--sites", default="AB", help="which sites: A, B or AB (default)")
+    parser.add_argument("--redis", action="store_true",
+                        help="also run the redis backend's local workers (a private redis-server)")
     args = parser.parse_args()
     if args.scrapy:
         install_scrapy()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scraper-bench-")))
+        redis_url = None
+        if args.redis:
+            from scraper.redis_demo import private_redis
+
+            redis_url = stack.enter_context(private_redis())
         for name in args.sites.upper():
             site = SITES[name]
             if not site.delay_ms and shutil.which("nginx") is None:
                 print(f"site {name}: skipped (nginx is not on PATH)", file=sys.stderr)
                 continue
-            print(report(site, measure(site, args.pairs, args.scrapy, work)), flush=True)
+            print(report(site, measure(site, args.pairs, args.scrapy, redis_url, work)), flush=True)
     print(f"({os.cpu_count()} CPUs; Python {sys.version.split()[0]})")
 
 

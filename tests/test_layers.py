@@ -33,10 +33,12 @@ OWNERS = {
     "tqdm": {"cli"},
     "warcio": {"warc"},  # --warc: written in the worker, beside the fetch
     "matplotlib": {"compare"},
-    "multiprocessing": {"backends.process", "backends.redis", "remote", "demo", "bench"},
+    "multiprocessing": {"backends.process", "backends.redis", "backends.redis_worker", "remote", "demo",
+                        "bench"},
     "redis": {"backends.streams"},
     # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
-    "threading": {"backends.process", "backends.thread", "remote", "demo", "parse", "deadline", "warc"},
+    "threading": {"backends.process", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",
+                  "deadline", "warc"},
 }
 SUBPACKAGES = ("backends",)
 
