@@ -331,6 +331,34 @@ def test_politeness_holds_across_four_workers(redis_server, start_cli, serve, wr
         assert worker.wait(10).rc == 0
 
 
+def test_slow_tasks_wait_in_the_stream_not_behind_a_busy_thread(
+    redis_server, start_cli, serve, write_seeds, expected
+) -> None:
+    """With long tasks a worker reads no more than its idle threads: the rest wait in the
+    shared stream for any worker's idle thread (a worker that hoards them idles the others)."""
+    site = serve(pages=30, delay=0.3)
+    worker = start_worker(start_cli, redis_server, "--concurrency", "2")
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                            redis_server.url, "-w", "0", "--depth", "3", "--concurrency", "8",
+                            "-O", "out.jsonl")  # fmt: skip
+    client, tasks = redis_server.client(), Keys("default").tasks
+    held, queued = [], []
+    while coordinator.popen.poll() is None:
+        try:
+            summary = client.xpending(tasks, "workers")
+            held.extend(consumer["pending"] for consumer in summary["consumers"])
+            queued.append(int(client.xinfo_groups(tasks)[0]["lag"] or 0))
+        except redis.ResponseError:  # before the crawl made its stream, or after it ended
+            pass
+        time.sleep(0.02)
+    result = coordinator.wait(10)
+    assert result.rc == 0, result
+    assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
+    assert held and max(held) <= 2, collections.Counter(held)
+    assert max(queued) >= 3  # there were tasks to hoard: they waited in the stream
+    assert worker.wait(10).rc == 0
+
+
 @pytest.mark.slow
 def test_worker_stopped_15s_is_taken_over_and_its_late_results_dropped(
     redis_server, start_cli, serve, write_seeds, expected
