@@ -30,10 +30,11 @@ if shutil.which("redis-server") is None:  # CI installs it (.ci/run); never skip
 class RedisServer:
     """A private redis-server: `url`, `client()`, `restart()`, `stop()`."""
 
-    def __init__(self, folder: Path, password: str | None = None) -> None:
+    def __init__(self, folder: Path, password: str | None = None, appendonly: bool = False) -> None:
         self.folder = folder
         self.socket = folder / "redis.sock"
         self.password = password
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -44,7 +45,7 @@ class RedisServer:
 
     def start(self) -> None:
         args = ["redis-server", "--port", "0", "--unixsocket", str(self.socket), "--save", "",
-                "--appendonly", "no", "--dir", str(self.folder)]  # fmt: skip
+                "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.folder)]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -60,16 +61,18 @@ class RedisServer:
     def client(self) -> Any:
         return redis.Redis(unix_socket_path=str(self.socket), password=self.password)
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
+        """SIGKILL (a crash: what was not on disk is lost), or SIGTERM (a clean shutdown)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
+            self.process.terminate() if graceful else self.process.kill()
+            self.process.wait(10)
         if self.socket.exists():
             self.socket.unlink()
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Without persistence: every stream, group and key is gone after it."""
-        self.stop()
+    def restart(self, down_for: float = 0.0, graceful: bool = False) -> None:
+        """Without persistence every stream, group and key is gone after it; with
+        it (appendonly, or a dump.rdb in the folder) they come back as saved."""
+        self.stop(graceful)
         time.sleep(down_for)
         self.start()
 
@@ -297,6 +300,47 @@ def test_redis_restart_without_persistence(redis_server, start_cli, serve, write
     assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
     assert "sending the pages in flight again" in result.stderr
     assert second.wait(10).rc == 0
+
+
+def test_redis_restart_with_persistence(tmp_path, start_cli, serve, write_seeds, expected) -> None:
+    server = RedisServer(tmp_path / "aof", appendonly=True) if (tmp_path / "aof").mkdir() is None else None
+    assert server is not None
+    try:
+        site = serve(pages=60, delay=0.05)
+        worker = start_worker(start_cli, server)
+        coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                                server.url, "-w", "0", "--depth", "3", "-O", "out.jsonl")  # fmt: skip
+        assert wait_until(lambda: len(site.page_paths()) >= 10, 30)
+        server.restart(down_for=2.0, graceful=True)  # streams, group, pending entries: all kept
+        result = coordinator.wait(90)
+        assert result.rc == 0, result
+        assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
+        assert "Redis is back after" in result.stderr
+        assert "sending the pages in flight again" not in result.stderr  # nothing was lost
+        assert worker.wait(10).rc == 0
+    finally:
+        server.stop()
+
+
+def test_redis_back_from_an_older_snapshot_loses_nothing(
+    redis_server, start_cli, serve, write_seeds, expected
+) -> None:
+    """A crash of a persistent Redis loses its last writes (appendfsync everysec: up to
+    1 s; RDB: since the last save): here, deterministically, everything after a SAVE.
+    Tasks added since are gone from the stream, results and acknowledgements too."""
+    site = serve(pages=80, delay=0.1)
+    worker = start_worker(start_cli, redis_server, "--concurrency", "4")
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                            redis_server.url, "-w", "0", "--depth", "3", "-O", "out.jsonl")  # fmt: skip
+    assert wait_until(lambda: len(site.page_paths()) >= 10, 30)
+    redis_server.client().save()  # dump.rdb in the server's folder: loaded when it starts again
+    done_at_save = len(site.page_paths())
+    assert wait_until(lambda: len(site.page_paths()) >= done_at_save + 8, 30)
+    redis_server.restart()  # SIGKILL, then the snapshot: what happened since the SAVE is lost
+    result = coordinator.wait(90)
+    assert result.rc == 0, result
+    assert_exactly_once(result.records, expected(site, [site.url("/")], 3))
+    assert worker.wait(10).rc == 0
 
 
 def test_wire_task_round_trip_keeps_attempt() -> None:

@@ -24,7 +24,9 @@ Who does what:
   worker_died); a late result of the first attempt is dropped by the scheduler.
 - Its lock vanishing means Redis lost its data (a restart without
   persistence): streams, group and keys are made again and everything in
-  flight is sent again.
+  flight is sent again. Redis back after an outage, or restarted (its run_id
+  changed) from older data (appendfsync everysec loses up to a second): the
+  tasks in flight that it has nowhere are sent again.
 - Nothing is pickled: a message that does not load (wire.WireError) is logged
   once, acknowledged and skipped, never run.
 """
@@ -37,7 +39,7 @@ import logging
 import multiprocessing
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from .. import wire
@@ -70,6 +72,8 @@ OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator g
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
 TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
 READ_COUNT = 256  # results per XREAD
+LOST_EVERYTHING = "lost our keys (restarted without persistence?)"  # Failure reasons of "redis"
+LOST_SOME = "came back after an outage or a restart"
 STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
 
 log = logging.getLogger(__name__)
@@ -114,7 +118,9 @@ class RedisGroup:
         self._last_look = self._last_take_over = 0.0
         self._wanted = 0
         self._outage_since: float | None = None
-        self._lost_state = False
+        self._lost_state = False  # Redis lost our keys (a restart without persistence)
+        self._run_id = ""  # the Redis server's: it changes when Redis restarts
+        self._came_back = False  # Redis was away or restarted: some writes may be lost
 
     @property
     def tasks(self) -> _StreamTasks:
@@ -132,6 +138,7 @@ class RedisGroup:
         if self.backend.resume:
             self._delivered = self._results.read_all()
         self._prepare_streams()
+        self._run_id = self._server_run_id()
         self._start_local_workers()
 
     def _take_lock(self) -> None:
@@ -219,11 +226,15 @@ class RedisGroup:
         self._look()
         if self._lost_state:
             self._lost_state = False
-            return [Failure("redis", (), "lost its data (restarted?)")]
+            return [Failure("redis", (), LOST_EVERYTHING)]
         now = time.monotonic()
         if now - self._last_take_over < TAKE_OVER_EVERY:
             return []
         self._last_take_over = now
+        run_id = self._call(self._server_run_id)
+        if self._came_back or run_id != self._run_id:
+            self._came_back, self._run_id = False, run_id
+            return [Failure("redis", (), LOST_SOME)]
         found = self._take_over(self._dead_local())
         found += hung_failures(self.activity(), hung_after(self.spec))
         return found
@@ -231,10 +242,36 @@ class RedisGroup:
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
         """Dead local processes are replaced; the tasks of `in_flight` to send again."""
         self._replace_dead_local()
-        if any(f.worker == "redis" for f in failures):
+        reasons = {f.reason for f in failures if f.worker == "redis"}
+        if LOST_EVERYTHING in reasons:
             return list(in_flight.values())
+        if LOST_SOME in reasons:
+            return self._missing(in_flight)
         held = {task_id for failure in failures for task_id in failure.task_ids}
         return [task for task_id, task in in_flight.items() if task_id in held]
+
+    def _missing(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        """Tasks in flight that Redis has nowhere, neither in a task stream (queued, or
+        held by a worker) nor answered in the result stream: it came back from older
+        data (appendfsync everysec loses up to a second, an RDB snapshot more)."""
+        known = {wire.load_task(message).id for message in self._tasks.waiting}
+        k, after = self.keys, self._results.last_id
+        after = after.decode() if isinstance(after, bytes) else after
+        for stream, start in ((k.tasks, "-"), (k.isolated, "-"), (k.results, f"({after}")):
+            for fields in self._call(lambda: list(_entries(self.client, stream, start))):  # noqa: B023
+                try:
+                    message = fields.get(b"m", b"")
+                    known.add(wire.load_result(message).task.id if stream == k.results
+                              else wire.load_task(message).id)  # fmt: skip
+                except wire.WireError:
+                    continue
+        missing = [task for task_id, task in in_flight.items() if task_id not in known]
+        if missing:
+            log.warning("Redis came back without %d task(s) in flight: sending them again", len(missing))
+        return missing
+
+    def _server_run_id(self) -> str:
+        return str(self.client.info("server").get("run_id", ""))
 
     def stop(self, deadline: float, finished: bool = True) -> None:
         """The broadcast (state), then wait for local workers, then kill what is left."""
@@ -378,6 +415,7 @@ class RedisGroup:
             if self._outage_since is not None:
                 log.warning("Redis is back after %.1f s", time.monotonic() - self._outage_since)
                 self._outage_since = None
+                self._came_back = True
             return value
 
     def _wait_out(self, exc: BaseException) -> None:
@@ -492,19 +530,22 @@ class _StreamResults:
 
     def read_all(self) -> list[Result]:
         """Every result still in the stream (an earlier coordinator's, for --resume)."""
-        results, start = [], "-"
-        while True:
-            entries = self.group.client.xrange(self.group.keys.results, min=start, count=1000)
-            for _, fields in entries:
-                result = self._load(fields)
-                if result is not None:
-                    results.append(result)
-            if len(entries) < 1000:
-                return results
-            start = "(" + entries[-1][0].decode()
+        found = (self._load(fields) for fields in _entries(self.group.client, self.group.keys.results, "-"))
+        return [result for result in found if result is not None]
 
     def close(self) -> None:
         pass
+
+
+def _entries(client: Any, stream: str, start: str) -> Iterator[dict[bytes, bytes]]:
+    """The fields of every entry of `stream` from `start` on, a thousand a read."""
+    while True:
+        entries = client.xrange(stream, min=start, count=1000)
+        for _, fields in entries:
+            yield fields
+        if len(entries) < 1000:
+            return
+        start = "(" + entries[-1][0].decode()
 
 
 def _next_id(entry_id: bytes | str) -> str:
