@@ -2,7 +2,7 @@
 
 Pure (stdlib only): config checks a cookies.txt file with it, and the crawl
 turns the options into `CookieSpec` tuples for the WorkerSpec (JSON on the
-wire); download.py puts them in each worker's requests.Session.
+wire); session.py puts them in each worker's requests.Session.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The downloader: one bounded HTTP fetch with requests (the only module that imports it).
+"""The downloader: one bounded HTTP fetch over a requests Session (session.py).
 
 Every fetch attempt has a total deadline that holds whatever the server does
 (name resolution, connect, a trickled status line, headers or body, redirect
@@ -16,33 +16,23 @@ those bytes with urllib3's own decoders, within the same bounds.
 
 from __future__ import annotations
 
-import base64
-import http.cookiejar
 import io
 import logging
 import random
-import re
-import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import requests.auth
 import urllib3
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import errors
-from .deadline import Deadline, WatchedHTTPConnection, WatchedHTTPSConnection
-from .urls import is_http_url, location_as_sent, origin_of, wire_url
-
-_INCOMPLETE_READ = re.compile(r"IncompleteRead\([^)]*\)")
+from .deadline import Deadline
+from .failures import CONNECT_TIMEOUT, UNRESOLVED, classify
+from .urls import is_http_url, location_as_sent, wire_url
 
 MAX_REDIRECTS = 10
 READ_CHUNK = 64 * 1024
@@ -51,16 +41,8 @@ BACKOFF_CAP = 10.0
 # A longer Retry-After is cut to this: the fetch thread would sit idle for longer.
 MAX_RETRY_AFTER = 60.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-log = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT = f"{errors.TIMEOUT}: connect"
-# A host name that does not resolve is not retried: it will not resolve a second
-# later either (as curl --retry and wget do not retry "could not resolve host").
-UNRESOLVED = "cannot resolve host name"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
-# Headers that carry credentials: given with -H, they go where --auth goes (the
-# seeds' origins), as curl keeps them from another host on a redirect.
-PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,149 +97,6 @@ class _Abort(Exception):
         self.error = error
 
 
-def new_session(
-    user_agent: str,
-    headers: Iterable[tuple[str, str]] = (),
-    cookies: Iterable[tuple[str, str, str, str, bool]] = (),
-    auth: str | None = None,
-    private_origins: Iterable[str] = (),
-) -> requests.Session:
-    """A Session for one fetch loop: connection reuse, our User-Agent, no own retries.
-
-    Proxies (HTTP(S)_PROXY, NO_PROXY) and CA bundles come from the environment,
-    as with requests, wget and Scrapy. `headers` (-H) go on every request but
-    the credential ones; those and `auth` ("user:password", HTTP Basic) go to
-    `private_origins` only. `cookies` are (domain, path, name, value, secure).
-    """
-    session = _Session()
-    session.headers["User-Agent"] = user_agent
-    session.headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
-    # requests' default Accept-Encoding names br and zstd when brotli and
-    # backports.zstd (our dependencies) are importable: urllib3 decodes them.
-    session.mount("https://", _Adapter())
-    session.mount("http://", _Adapter())
-    private = _add_headers(session, headers)
-    if auth is not None:
-        private["Authorization"] = basic_authorization(auth)
-    if private:  # also keeps requests from reading ~/.netrc for these requests
-        session.auth = PrivateHeaders(private, frozenset(private_origins))
-    _add_cookies(session, cookies)
-    return session
-
-
-def _add_headers(session: requests.Session, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Put the -H headers on the session; the credential ones are returned instead."""
-    private = {}
-    for name, value in headers:
-        if name.lower() in PRIVATE_HEADERS:
-            private[name] = value
-        else:
-            session.headers[name] = value
-    return private
-
-
-def _add_cookies(session: requests.Session, cookies: Iterable[tuple[str, str, str, str, bool]]) -> None:
-    # Host-only cookies (no leading dot) go to that host alone, not to its
-    # subdomains (RFC 6265 5.3); cookies set by servers are kept as before.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(
-        strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain))  # fmt: skip
-    for domain, path, name, value, secure in cookies:
-        dotted = domain.startswith(".")
-        session.cookies.set_cookie(http.cookiejar.Cookie(
-            0, name, value, None, False, domain, dotted, dotted, path, True, secure,
-            None, True, None, None, {},
-        ))  # fmt: skip
-
-
-def basic_authorization(credentials: str) -> str:
-    """The Authorization header of "user:password" (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
-
-
-class PrivateHeaders(requests.auth.AuthBase):
-    """Credentials for some origins only, decided per request. The downloader
-    follows redirects itself (and the scheduler hands page redirects out as new
-    tasks), so requests' own stripping of Authorization on a redirect to
-    another host never runs: every hop is a request of its own and is checked
-    here (Scrapy ties credentials to http_auth_domain for the same reason)."""
-
-    def __init__(self, headers: dict[str, str], origins: frozenset[str]) -> None:
-        self.headers = headers
-        self.origins = origins
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if request.url and origin_of(request.url) in self.origins:
-            request.headers.update(self.headers)
-        return request
-
-    def __repr__(self) -> str:  # never the credentials
-        return f"PrivateHeaders({sorted(self.headers)} for {sorted(self.origins)})"
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = WatchedHTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = WatchedHTTPSConnection
-
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Adapter(HTTPAdapter):
-    """Connections whose sockets the fetch's deadline can shut down (deadline.py)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):  # SOCKS keeps its own connections
-            manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-
-class _Session(requests.Session):
-    """A Session that reads proxy and CA settings from the environment once per
-    origin instead of on every request (requests scans all of os.environ each time)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple, dict[str, Any]] = {}
-
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # noqa: ANN001, ANN201
-        if proxies:  # explicit per-request proxies: nothing to cache
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc, stream, verify, cert)
-        settings = self._environment.get(key)
-        if settings is None:
-            settings = self._environment[key] = super().merge_environment_settings(
-                url, proxies, stream, verify, cert
-            )
-        return {**settings, "proxies": dict(settings["proxies"])}
-
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        prepared = super().prepare_request(request)
-        # requests copies the cookies into a jar of the default policy, which
-        # sends a host-only cookie to every subdomain too: the header is made
-        # again from the session's own jar (_add_cookies' policy), then the
-        # credential headers for the seeds' origins go on as before.
-        if len(self.cookies):  # most crawls have none: nothing to build again
-            prepared.headers.pop("Cookie", None)
-            prepared.prepare_cookies(self.cookies)
-        if self.auth is not None:
-            prepared.prepare_auth(self.auth)
-        return prepared
-
-    def get_redirect_target(self, resp: requests.Response) -> None:
-        # fetch_once follows redirects itself; requests would still read the
-        # Location of each one, and fail on bytes that are not UTF-8.
-        return None
-
-
 def download(
     session: requests.Session,
     url: str,
@@ -310,6 +149,8 @@ def is_retryable(result: Download, statuses: frozenset[int] = RETRY_STATUSES) ->
     """
     if result.status is not None and result.error and result.error.startswith("http_"):
         return result.status in statuses
+    # A host name that does not resolve is not retried: it will not resolve a second
+    # later either (as curl --retry and wget do not retry "could not resolve host").
     if result.error and result.error.startswith(f"{errors.CONNECTION}: {UNRESOLVED}"):
         return False
     return result.error == CONNECT_TIMEOUT or errors.error_kind(result.error) == errors.CONNECTION
@@ -522,6 +363,26 @@ def _take_body(
     result.body = b"".join(chunks)
 
 
+def _as_received(response: requests.Response, limits: Limits, exchange: Exchange) -> urllib3.HTTPResponse:
+    """Read the body as received into the exchange (within max_bytes: a
+    compressed body is never longer than its decoded form but for a bomb's
+    wrapper), and return a response that decodes those bytes as urllib3 does."""
+    chunks, size = [], 0
+    while size <= limits.max_bytes:
+        chunk = response.raw.read1(READ_CHUNK, decode_content=False)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    exchange.body = b"".join(chunks)[: limits.max_bytes]
+    exchange.truncated = size > limits.max_bytes
+    if exchange.truncated and not limits.cut_at_max:
+        raise _Abort(f"{errors.TOO_LARGE}: more than {limits.max_bytes} bytes")
+    encoding = response.headers.get("Content-Encoding", "identity")
+    return urllib3.HTTPResponse(body=io.BytesIO(exchange.body), headers={"Content-Encoding": encoding},
+                                preload_content=False, decode_content=True)  # fmt: skip
+
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -545,87 +406,3 @@ def gunzip(data: bytes, max_bytes: int) -> tuple[bytes, str | None]:
     except zlib.error as exc:
         return b"", errors.describe("decoding", f"gzip: {exc}")
     return b"".join(chunks), None
-def _as_received(response: requests.Response, limits: Limits, exchange: Exchange) -> urllib3.HTTPResponse:
-    """Read the body as received into the exchange (within max_bytes: a
-    compressed body is never longer than its decoded form but for a bomb's
-    wrapper), and return a response that decodes those bytes as urllib3 does."""
-    chunks, size = [], 0
-    while size <= limits.max_bytes:
-        chunk = response.raw.read1(READ_CHUNK, decode_content=False)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    exchange.body = b"".join(chunks)[: limits.max_bytes]
-    exchange.truncated = size > limits.max_bytes
-    if exchange.truncated and not limits.cut_at_max:
-        raise _Abort(f"{errors.TOO_LARGE}: more than {limits.max_bytes} bytes")
-    encoding = response.headers.get("Content-Encoding", "identity")
-    return urllib3.HTTPResponse(body=io.BytesIO(exchange.body), headers={"Content-Encoding": encoding},
-                                preload_content=False, decode_content=True)  # fmt: skip
-
-
-def classify(exc: BaseException) -> str:
-    """The error kind (and detail) of an exception raised while fetching."""
-    unresolved = _unresolved_host(exc)
-    if unresolved is not None:
-        return errors.describe(errors.CONNECTION, unresolved)
-    refused = _refused(exc)
-    if refused is not None:
-        return errors.describe(errors.CONNECTION, refused)
-    detail = _short(exc)
-    if isinstance(exc, requests.ConnectTimeout):
-        return CONNECT_TIMEOUT
-    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, socket.timeout)):
-        return errors.TIMEOUT
-    incomplete = _INCOMPLETE_READ.search(repr(exc))
-    if incomplete:
-        return f"{errors.TRUNCATED}: {incomplete.group(0)}"
-    if isinstance(exc, (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError)):
-        return errors.describe("decoding", detail)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                        requests.exceptions.MissingSchema, ValueError)):
-        return errors.describe(errors.INVALID_URL, detail)  # also a bad port or IPv6 in a redirect
-    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
-        return errors.describe(errors.CONNECTION, detail)
-    return errors.describe(errors.INTERNAL, detail)
-
-
-def _unresolved_host(exc: BaseException) -> str | None:
-    """`cannot resolve host name 'x' (reason)` when name resolution failed, else None."""
-    for cause in _causes(exc):
-        if isinstance(cause, urllib3.exceptions.NameResolutionError):
-            reason = getattr(cause, "_reason", None)
-            why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-            return f"{UNRESOLVED} {getattr(cause, '_host', '?')!r} ({why})"
-    return None
-
-
-def _refused(exc: BaseException) -> str | None:
-    """`host:port: Connection refused` (or another reason a connection was not made)."""
-    for cause in _causes(exc):
-        if isinstance(cause, urllib3.exceptions.NewConnectionError):
-            reason = next((c for c in _causes(cause) if isinstance(c, OSError) and c.strerror), None)
-            conn = getattr(cause, "conn", None)
-            if reason is not None and conn is not None:
-                return f"{conn.host}:{conn.port}: {reason.strerror}"
-    return None
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and what it wraps: requests and urllib3 nest the real error in
-    `args[0]` or `reason` (MaxRetryError), Python in `__cause__`/`__context__`."""
-    found: list[BaseException] = []
-    todo = [exc]
-    while todo and len(found) < 20:
-        cause = todo.pop()
-        if any(cause is seen for seen in found):
-            continue
-        found.append(cause)
-        nested = [getattr(cause, "reason", None), cause.__cause__, cause.__context__, *cause.args[:1]]
-        todo.extend(item for item in nested if isinstance(item, BaseException))
-    return found
-
-
-def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"

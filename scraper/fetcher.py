@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .callbacks import resolve_callback
-from .download import GZIP_MAGIC, RETRY_STATUSES, Download, Limits, download, gunzip, new_session
+from .download import GZIP_MAGIC, RETRY_STATUSES, Download, Limits, download, gunzip
 from .parse import compile_select, is_html, parse_page, parse_sitemap, split_content_type
 from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
+from .session import new_session
 from .urls import canonicalize
 from .warc import WarcFile, close_warc, open_warc, written_at
 

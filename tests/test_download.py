@@ -20,10 +20,10 @@ from scraper.download import (
     Limits,
     download,
     fetch_once,
-    new_session,
     parse_retry_after,
     retry_delay,
 )
+from scraper.session import new_session
 
 URL = "http://example.com/"
 LIMITS = Limits(timeout=5.0, max_bytes=1000, retries=2)

@@ -22,8 +22,9 @@ SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
 
 # library -> the only modules (file stems) that may import it
 OWNERS = {
-    "requests": {"download"},
-    "urllib3": {"download", "deadline"},  # deadline: the connections it watches
+    # the fetch: download, the Session it runs over (session), what its exceptions mean (failures)
+    "requests": {"download", "session", "failures"},
+    "urllib3": {"download", "session", "failures", "deadline"},  # deadline: the connections it watches
     "lxml": {"parse"},
     "cssselect": {"selects"},  # the --select syntax; parse compiles its XPath with lxml
     "bs4": {"parse"},
@@ -181,8 +182,9 @@ def test_library_is_imported_only_by_its_owner(library):
 def test_the_walk_sees_the_owners_imports():
     """Guards the test itself: it must see the imports it polices, the lazy one included."""
     seen = {stem: set(external_top_level(tree)) for stem, tree in MODULES.items()}
-    for stem, library in [("download", "requests"), ("parse", "lxml"), ("robots", "protego"),
-                          ("cli", "tqdm"), ("compare", "matplotlib"), ("backends.process", "multiprocessing"),
+    for stem, library in [("download", "requests"), ("session", "urllib3"), ("failures", "requests"),
+                          ("parse", "lxml"), ("robots", "protego"), ("cli", "tqdm"),
+                          ("compare", "matplotlib"), ("backends.process", "multiprocessing"),
                           ("backends.thread", "threading")]:  # fmt: skip
         assert library in seen[stem], f"{library} not seen in {stem}.py"
 
@@ -237,7 +239,8 @@ def test_only_crawl_imports_both_scheduler_and_aggregator():
 
 # -- (e) the settings stay pure: workers and other machines import them -----------------------
 
-HEAVY = ("lxml", "requests", "multiprocessing", "scraper.parse", "scraper.download")
+HEAVY = ("lxml", "requests", "multiprocessing", "scraper.parse", "scraper.download", "scraper.session",
+         "scraper.failures")
 
 
 def modules_after(code: str, package_init: bool = False) -> set[str]:

@@ -29,6 +29,7 @@ from conftest import read_jsonl, wait_until
 from siteserver import MISSING, PRIVATE
 
 from scraper import download
+from scraper.session import new_session
 from scraper.stats import CrawlStats
 
 pytestmark = pytest.mark.timeout(90)
@@ -195,7 +196,7 @@ def test_a_name_that_does_not_resolve_is_not_retried(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     waits: list[float] = []
     limits = download.Limits(timeout=5, max_bytes=1000, retries=3)
-    with download.new_session("test") as session:
+    with new_session("test") as session:
         result = download.download(session, "http://no-such-host.example/", limits, sleep=waits.append)
     assert result.error == (
         "connection: cannot resolve host name 'no-such-host.example' (Name or service not known)")
