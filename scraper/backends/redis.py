@@ -39,19 +39,19 @@ import logging
 import multiprocessing
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .. import wire
 from ..errors import ScraperError, UsageError
-from ..records import PAGE, Result, Task, WorkerSpec
+from ..records import Result, Task, WorkerSpec
 from .base import Activity, Failure, hung_after, hung_failures
+from .redis_channels import StreamResults, StreamTasks, entries
 from .streams import (
     BATCH,
     CLAIM_IDLE,
     GROUP,
     Keys,
-    WarnOnce,
     connect,
     masked,
     need_redis,
@@ -70,8 +70,6 @@ LOOK_EVERY = 0.25  # seconds between the coordinator's looks at the lock and the
 TAKE_OVER_EVERY = 1.0  # seconds between its looks for tasks of silent workers
 OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
-TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
-READ_COUNT = 256  # results per XREAD
 LOST_EVERYTHING = "lost our keys (restarted without persistence?)"  # Failure reasons of "redis"
 LOST_SOME = "came back after an outage or a restart"
 STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
@@ -110,8 +108,8 @@ class RedisGroup:
         self.me = node_name()
         self.client: Any = None
         self._delivered: list[Result] = []  # results of an earlier coordinator (--resume)
-        self._tasks = _StreamTasks(self)
-        self._results = _StreamResults(self)
+        self._tasks = StreamTasks(self)
+        self._results = StreamResults(self)
         self._local: list[Any] = []  # local worker processes
         self._isolation: Any = None  # the local process that runs tasks sent again, alone
         self._heartbeats: list[dict[str, Any]] = []
@@ -123,11 +121,11 @@ class RedisGroup:
         self._came_back = False  # Redis was away or restarted: some writes may be lost
 
     @property
-    def tasks(self) -> _StreamTasks:
+    def tasks(self) -> StreamTasks:
         return self._tasks
 
     @property
-    def results(self) -> _StreamResults:
+    def results(self) -> StreamResults:
         return self._results
 
     # -- starting -------------------------------------------------------------------
@@ -258,7 +256,7 @@ class RedisGroup:
         k, after = self.keys, self._results.last_id
         after = after.decode() if isinstance(after, bytes) else after
         for stream, start in ((k.tasks, "-"), (k.isolated, "-"), (k.results, f"({after}")):
-            for fields in self._call(lambda: list(_entries(self.client, stream, start))):  # noqa: B023
+            for fields in self._call(lambda: list(entries(self.client, stream, start))):  # noqa: B023
                 try:
                     message = fields.get(b"m", b"")
                     known.add(wire.load_result(message).task.id if stream == k.results
@@ -436,120 +434,3 @@ class RedisGroup:
             operation()
         except Exception as exc:  # closing: Redis may be the reason we are closing
             log.warning("could not tell the workers the crawl ended (%s)", reason(exc))
-
-
-class _StreamTasks:
-    """The task channel: XADD, pipelined by the batch the crawl puts at once."""
-
-    def __init__(self, group: RedisGroup) -> None:
-        self.group = group
-        self.waiting: list[bytes] = []
-
-    def put(self, task: Task) -> None:
-        message = wire.dump_task(task)
-        if task.attempt and self.group.isolate():
-            self.group._call(lambda: self.group.client.xadd(self.group.keys.isolated, {"m": message}))
-            return
-        self.waiting.append(message)
-        if len(self.waiting) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.waiting:
-            self.group._call(lambda: self.queue_on(self.group.client.pipeline(transaction=False)).execute())
-            self.waiting = []
-
-    def queue_on(self, pipe: Any) -> Any:
-        """The waiting tasks' XADDs on `pipe`; the caller empties `waiting` once it ran."""
-        key = self.group.keys.tasks
-        for message in self.waiting:
-            pipe.xadd(key, {"m": message})
-        return pipe
-
-    def close(self) -> None:
-        self.waiting = []
-
-
-class _StreamResults:
-    """The result channel: XREAD from where it left off; entries trimmed TRIM_AFTER later."""
-
-    def __init__(self, group: RedisGroup) -> None:
-        self.group = group
-        self.last_id: bytes | str = "0"
-        self.warn = WarnOnce()
-        self.pages = 0  # page results received (for `scraper status`)
-        self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
-        self._trimmed = 0.0
-
-    def receive(self, timeout: float) -> list[Result]:
-        """The tasks the crawl put since the last call go out, and the results come
-        back, in one round trip (XADDs, then a blocking XREAD, in one pipeline)."""
-        group = self.group
-        key = group.keys.results
-        block = max(1, int(timeout * 1000))
-
-        def exchange() -> Any:
-            pipe = group.tasks.queue_on(group.client.pipeline(transaction=False))
-            pipe.xread({key: self.last_id}, count=READ_COUNT, block=block)
-            return pipe.execute()[-1]
-
-        found = group._call(exchange)
-        group.tasks.waiting = []
-        received = []
-        for _, entries in found or ():
-            for entry_id, fields in entries:
-                self.last_id = entry_id
-                result = self._load(fields)
-                if result is not None:
-                    received.append(result)
-                    self.pages += result.task.kind == PAGE and result.redirect_to is None
-        if received or found:
-            self._read.append((time.monotonic(), self.last_id))
-        self.trim()
-        return received
-
-    def _load(self, fields: Mapping[bytes, bytes]) -> Result | None:
-        try:
-            return wire.load_result(fields[b"m"])
-        except (wire.WireError, KeyError) as exc:
-            self.warn("the result stream", exc if isinstance(exc, wire.WireError) else wire.WireError("no m"))
-            return None
-
-    def trim(self, everything: bool = False) -> None:
-        """Drop results the journal has written (read TRIM_AFTER ago), once a second."""
-        now = time.monotonic()
-        if now - self._trimmed < 1.0 and not everything:
-            return
-        self._trimmed = now
-        cutoff, upto = now - TRIM_AFTER, None
-        while self._read and (everything or self._read[0][0] < cutoff):
-            upto = self._read.pop(0)[1]
-        if upto is not None:
-            minid = _next_id(upto)
-            self.group._call(lambda: self.group.client.xtrim(self.group.keys.results, minid=minid))
-
-    def read_all(self) -> list[Result]:
-        """Every result still in the stream (an earlier coordinator's, for --resume)."""
-        found = (self._load(fields) for fields in _entries(self.group.client, self.group.keys.results, "-"))
-        return [result for result in found if result is not None]
-
-    def close(self) -> None:
-        pass
-
-
-def _entries(client: Any, stream: str, start: str) -> Iterator[dict[bytes, bytes]]:
-    """The fields of every entry of `stream` from `start` on, a thousand a read."""
-    while True:
-        entries = client.xrange(stream, min=start, count=1000)
-        for _, fields in entries:
-            yield fields
-        if len(entries) < 1000:
-            return
-        start = "(" + entries[-1][0].decode()
-
-
-def _next_id(entry_id: bytes | str) -> str:
-    """The stream id just after `entry_id` (XTRIM MINID keeps ids >= it)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"

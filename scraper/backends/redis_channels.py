@@ -1,0 +1,139 @@
+"""The channels of the redis backend's coordinator (backends/redis.py): tasks out
+through `scraper:<id>:tasks`, results in from `scraper:<id>:results`.
+
+Tasks wait until the crawl asks for results, then go out with the read of the
+results in one pipeline: one round trip per turn of the crawl's loop. Results
+are read from where the last read left off and trimmed TRIM_AFTER seconds
+later, when the journal has them: what is left in the stream when the
+coordinator dies is what `--resume` writes without fetching it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .. import wire
+from ..records import PAGE, Result, Task
+from .streams import BATCH, WarnOnce
+
+TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
+READ_COUNT = 256  # results per XREAD
+
+
+class StreamTasks:
+    """The task channel: XADD, pipelined by the batch the crawl puts at once."""
+
+    def __init__(self, group: Any) -> None:  # the RedisGroup (redis.py), which owns the channels
+        self.group = group
+        self.waiting: list[bytes] = []
+
+    def put(self, task: Task) -> None:
+        message = wire.dump_task(task)
+        if task.attempt and self.group.isolate():
+            self.group._call(lambda: self.group.client.xadd(self.group.keys.isolated, {"m": message}))
+            return
+        self.waiting.append(message)
+        if len(self.waiting) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.waiting:
+            self.group._call(lambda: self.queue_on(self.group.client.pipeline(transaction=False)).execute())
+            self.waiting = []
+
+    def queue_on(self, pipe: Any) -> Any:
+        """The waiting tasks' XADDs on `pipe`; the caller empties `waiting` once it ran."""
+        key = self.group.keys.tasks
+        for message in self.waiting:
+            pipe.xadd(key, {"m": message})
+        return pipe
+
+    def close(self) -> None:
+        self.waiting = []
+
+
+class StreamResults:
+    """The result channel: XREAD from where it left off; entries trimmed TRIM_AFTER later."""
+
+    def __init__(self, group: Any) -> None:  # the RedisGroup (redis.py), which owns the channels
+        self.group = group
+        self.last_id: bytes | str = "0"
+        self.warn = WarnOnce()
+        self.pages = 0  # page results received (for `scraper status`)
+        self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
+        self._trimmed = 0.0
+
+    def receive(self, timeout: float) -> list[Result]:
+        """The tasks the crawl put since the last call go out, and the results come
+        back, in one round trip (XADDs, then a blocking XREAD, in one pipeline)."""
+        group = self.group
+        key = group.keys.results
+        block = max(1, int(timeout * 1000))
+
+        def exchange() -> Any:
+            pipe = group.tasks.queue_on(group.client.pipeline(transaction=False))
+            pipe.xread({key: self.last_id}, count=READ_COUNT, block=block)
+            return pipe.execute()[-1]
+
+        found = group._call(exchange)
+        group.tasks.waiting = []
+        received = []
+        for _, entries in found or ():
+            for entry_id, fields in entries:
+                self.last_id = entry_id
+                result = self._load(fields)
+                if result is not None:
+                    received.append(result)
+                    self.pages += result.task.kind == PAGE and result.redirect_to is None
+        if received or found:
+            self._read.append((time.monotonic(), self.last_id))
+        self.trim()
+        return received
+
+    def _load(self, fields: Mapping[bytes, bytes]) -> Result | None:
+        try:
+            return wire.load_result(fields[b"m"])
+        except (wire.WireError, KeyError) as exc:
+            self.warn("the result stream", exc if isinstance(exc, wire.WireError) else wire.WireError("no m"))
+            return None
+
+    def trim(self, everything: bool = False) -> None:
+        """Drop results the journal has written (read TRIM_AFTER ago), once a second."""
+        now = time.monotonic()
+        if now - self._trimmed < 1.0 and not everything:
+            return
+        self._trimmed = now
+        cutoff, upto = now - TRIM_AFTER, None
+        while self._read and (everything or self._read[0][0] < cutoff):
+            upto = self._read.pop(0)[1]
+        if upto is not None:
+            minid = _next_id(upto)
+            self.group._call(lambda: self.group.client.xtrim(self.group.keys.results, minid=minid))
+
+    def read_all(self) -> list[Result]:
+        """Every result still in the stream (an earlier coordinator's, for --resume)."""
+        found = (self._load(fields) for fields in entries(self.group.client, self.group.keys.results, "-"))
+        return [result for result in found if result is not None]
+
+    def close(self) -> None:
+        pass
+
+
+def entries(client: Any, stream: str, start: str) -> Iterator[dict[bytes, bytes]]:
+    """The fields of every entry of `stream` from `start` on, a thousand a read."""
+    while True:
+        entries = client.xrange(stream, min=start, count=1000)
+        for _, fields in entries:
+            yield fields
+        if len(entries) < 1000:
+            return
+        start = "(" + entries[-1][0].decode()
+
+
+def _next_id(entry_id: bytes | str) -> str:
+    """The stream id just after `entry_id` (XTRIM MINID keeps ids >= it)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
