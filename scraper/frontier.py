@@ -1,8 +1,9 @@
 """The frontier: pure scheduling state, with the clock passed in.
 
 It decides which URL goes next and which is never fetched: duplicates,
-scope (allowed hosts), depth, max-pages, robots.txt, and per-host
-politeness (a minimum delay and a cap on requests in flight). It never
+scope (allowed hosts), depth, max-pages and robots.txt. It owns the per-host
+politeness (politeness.py: a minimum delay, a cap on requests in flight, the
+pause after a 429 or 503) and the sitemaps to read (sitemaps.py). It never
 touches a queue or the network, so it is tested without either.
 
 Breadth-first, one level ahead: with L the lowest depth of any task not yet
@@ -25,32 +26,22 @@ price is the overlap of levels: the last pages of a level run alone.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import re
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field, replace
-from urllib.parse import urljoin
 
 from . import errors
-from .records import PAGE, ROBOTS, SITEMAP, Task
+from .politeness import Politeness
+from .records import PAGE, ROBOTS, Task
 from .robots import RobotsRules, product_token, rules_from_response
+from .sitemaps import Sitemaps
 from .urls import canonicalize, host_in_scope, host_of, is_http_url, origin_of, robots_url, wire_url
 
 log = logging.getLogger(__name__)
 
-# robots.txt may ask for any Crawl-delay; more than this is taken as this.
-MAX_CRAWL_DELAY = 60.0
 MAX_REDIRECTS = 10  # hops a page may take (each one is checked like a link)
-# A host that answers 429 or 503 gets no new request before its Retry-After,
-# capped at MAX_PAUSE, or else a pause that doubles from MIN_BACKOFF on every
-# slow-down and halves on every success.
-MAX_PAUSE = 60.0
-MIN_BACKOFF = 1.0
-# Sitemap indexes are not meant to nest (sitemaps.org); a little nesting is
-# read, a chain of indexes (a trap) is not followed further than this.
-MAX_SITEMAP_NESTING = 2
 
 # Why a URL was not scheduled (the summary counts them).
 SKIP_DUPLICATE = "duplicate"
@@ -81,27 +72,6 @@ class UrlFilter:
 
 
 @dataclass
-class HostSlot:
-    """Politeness state of one host (Scrapy's downloader Slot)."""
-
-    queue: list[tuple[int, int, Task]] = field(default_factory=list)  # heap of (depth, seq, task)
-    in_flight: int = 0
-    last_start: float = float("-inf")
-    delay: float = 0.0
-    paused_until: float = float("-inf")  # after a 429 or 503
-    backoff: float = 0.0  # the pause of the next slow-down without Retry-After
-
-    def ready_at(self) -> float:
-        return max(self.last_start + self.delay, self.paused_until)
-
-    def limit(self, per_host: int, queue_ahead: int) -> int:
-        """Tasks handed out allowed. With a delay, one at a time: a task waits in
-        the queue for a free worker, so only a finished request tells when the
-        next one may start without coming too soon after it (wget --wait)."""
-        return 1 if self.delay > 0 else per_host + queue_ahead
-
-
-@dataclass
 class _Origin:
     """robots.txt state of one scheme://host:port."""
 
@@ -110,6 +80,11 @@ class _Origin:
 
 
 class Frontier:
+    """`queue_ahead`: tasks a host may have handed out beyond `per_host`, so
+    that a worker finds its next task waiting. Only for workers that cannot
+    run more than `per_host` requests at once anyway (all their fetch
+    threads together): the cap on requests in flight still holds."""
+
     def __init__(
         self,
         *,
@@ -123,35 +98,24 @@ class Frontier:
         queue_ahead: int = 0,
         url_filter: UrlFilter | None = None,
     ) -> None:
-        """`queue_ahead`: tasks a host may have handed out beyond `per_host`, so
-        that a worker finds its next task waiting. Only for workers that cannot
-        run more than `per_host` requests at once anyway (all their fetch
-        threads together): the cap on requests in flight still holds."""
         self.allowed_hosts = allowed_hosts
         self.max_depth = max_depth
         self.max_pages = max_pages
-        self.per_host = per_host
-        self.delay = delay
         self.robots_token = product_token(user_agent)
         self.obey_robots = obey_robots
-        self.queue_ahead = queue_ahead
         self.url_filter = url_filter or UrlFilter()
         self.seen: set[str] = set()
         self.skipped: Counter[str] = Counter()
-        self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
         self.robots_failures: Counter[str] = Counter()  # why an origin's robots.txt was unavailable
         self.admitted = 0  # pages scheduled (the max-pages count)
         self._ids = itertools.count(1)
-        self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
+        self._politeness = Politeness(per_host=per_host, delay=delay, queue_ahead=queue_ahead)
+        self._sitemaps = Sitemaps(self._ids, self._sitemap_in_scope)  # --sitemaps
         self._origins: dict[str, _Origin] = {}
         self._robots_tasks: deque[Task] = deque()
         self._open_by_depth: Counter[int] = Counter()  # waiting, queued or in flight
         self._waiting: dict[str, Task] = {}  # URL -> its task, until handed out
         self._refused: list[tuple[Task, str]] = []  # redirect hops that may not go on
-        self._sitemap_origins: set[str] = set()  # --sitemaps: seed origins whose sitemaps are read
-        self._sitemap_tasks: deque[Task] = deque()
-        self._sitemaps_seen: set[str] = set()
-        self.sitemap_urls = 0  # page URLs the sitemaps gave (the summary counts them)
         self._done_before: set[str] = set()  # recorded by the run that --resume continues
         # With max_pages (see the module's docstring): pages offered but not admitted
         # yet, by depth (url -> (breadth-first key, task)), the level being admitted,
@@ -239,7 +203,7 @@ class Frontier:
                 self._position[task.url] = len(self._position)
                 self._waiting[task.url] = task
                 self._open_by_depth[task.depth] += 1
-                self._push(task)
+                self._politeness.push(task)
         self._releasing = []
 
     def _enter(self, task: Task) -> None:
@@ -269,7 +233,7 @@ class Frontier:
         if origin.rules is None:
             origin.waiting.append(task)
         else:  # admitted already: robots.txt and max-pages do not decide again
-            self._push(task)
+            self._politeness.push(task)
         return True
 
     def _is_stale(self, task: Task) -> bool:
@@ -311,7 +275,7 @@ class Frontier:
         if self._is_stale(task):
             return  # it moved up: its replacement is admitted instead
         if rules.allowed(task.target):
-            self._push(task)
+            self._politeness.push(task)
         elif not task.first_try:  # a redirect into what robots.txt refuses
             why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
             self._refuse(task, errors.describe(errors.ROBOTS_DISALLOWED, f"{why}: {task.target}"))
@@ -319,9 +283,6 @@ class Frontier:
             why = "robots.txt unavailable" if rules.unavailable else "disallowed by robots.txt"
             log.info("skipped: %s: %s", task.url, why)
             self._skip(task, SKIP_ROBOTS_UNAVAILABLE if rules.unavailable else SKIP_ROBOTS)
-
-    def _push(self, task: Task) -> None:
-        heapq.heappush(self._hosts[host_of(task.target)].queue, (task.depth, task.id, task))
 
     def _skip(self, task: Task, reason: str) -> None:
         self.skipped[reason] += 1
@@ -350,16 +311,11 @@ class Frontier:
             answer = f"answered {status}" if status is not None else f"did not answer ({error})"
             self.robots_failures[f"{key}/robots.txt {answer}"] += 1
             log.warning("%s/robots.txt %s: nothing of that origin is crawled (RFC 9309)", key, answer)
-        slot = self._hosts[host_of(task.url)]
-        crawl_delay = origin.rules.crawl_delay()
-        if crawl_delay > MAX_CRAWL_DELAY:
-            log.warning("%s asks for Crawl-delay %g s; using %g s", task.url, crawl_delay, MAX_CRAWL_DELAY)
-        slot.delay = max(slot.delay, self.delay, min(crawl_delay, MAX_CRAWL_DELAY))
+        self._politeness.obey_crawl_delay(task.url, origin.rules.crawl_delay())
         waiting, origin.waiting = origin.waiting, []
         for page in waiting:
             self._admit(page, origin.rules)
-        if key in self._sitemap_origins:
-            self._queue_sitemaps(key, origin.rules)
+        self._sitemaps.robots_known(key, origin.rules)
 
     # -- sitemaps (--sitemaps, SPEC 3.2) -----------------------------------------
 
@@ -367,51 +323,25 @@ class Frontier:
         """Read the sitemaps of the seed's origin, once its robots.txt is known
         (its Sitemap: lines name them; else /sitemap.xml)."""
         key = origin_of(seed)
-        if key in self._sitemap_origins:
+        if not self._sitemaps.want(key):
             return
-        self._sitemap_origins.add(key)
         origin = self._origin(seed)
         if origin.rules is not None:  # --ignore-robots, or known already
-            self._queue_sitemaps(key, origin.rules)
+            self._sitemaps.robots_known(key, origin.rules)
 
-    def _queue_sitemaps(self, key: str, rules: RobotsRules) -> None:
-        if rules.unavailable:
-            return  # nothing of this origin is crawled (RFC 9309)
-        named = [urljoin(key + "/robots.txt", url) for url in rules.sitemaps()]
-        fallback = key + "/sitemap.xml"
-        if not named and not rules.allowed(fallback):
-            return
-        for url in named or [fallback]:
-            self._add_sitemap(url, nesting=0, parent=None)
-
-    def _add_sitemap(self, url: str, nesting: int, parent: str | None) -> None:
-        """A sitemap to read: within scope, once, not nested too deep."""
-        try:
-            canonical = canonicalize(url) if is_http_url(url) else None
-        except ValueError:
-            canonical = None
-        if canonical is None or canonical in self._sitemaps_seen or nesting > MAX_SITEMAP_NESTING:
-            return
-        if not host_in_scope(host_of(canonical), self.allowed_hosts):
-            self.skipped[SKIP_OFFSITE] += 1  # StormCrawler#2083: nothing off-site from a sitemap
-            return
-        self._sitemaps_seen.add(canonical)
-        fetch_url = wire_url(url)
-        task = Task(next(self._ids), canonical, depth=nesting, parent=parent, kind=SITEMAP,
-                    fetch_url=fetch_url if fetch_url != canonical else None)  # fmt: skip
-        self._sitemap_tasks.append(task)
+    def _sitemap_in_scope(self, url: str) -> bool:
+        """Whether a sitemap may be read; one that may not is counted as off-site."""
+        if host_in_scope(host_of(url), self.allowed_hosts):
+            return True
+        self.skipped[SKIP_OFFSITE] += 1  # StormCrawler#2083: nothing off-site from a sitemap
+        return False
 
     def sitemap_arrived(self, task: Task, entries: dict[str, list[str]] | None) -> None:
         """The <loc>s of a SITEMAP task (None: it could not be read). Its pages are
         offered like seeds (depth 0, parent = the sitemap) but through scope,
         --allow/--deny and robots.txt; the sitemaps of an index are read next."""
-        if entries is None:
-            return
-        for url in entries.get("sitemaps", ()):
-            self._add_sitemap(urljoin(task.target, url), task.depth + 1, parent=task.url)
-        for url in entries.get("urls", ()):
-            self.sitemap_urls += 1
-            self._offer_entry(urljoin(task.target, url), task.url)
+        for url in self._sitemaps.arrived(task, entries):
+            self._offer_entry(url, task.url)
 
     def _offer_entry(self, url: str, sitemap: str) -> None:
         try:
@@ -422,6 +352,11 @@ class Frontier:
             self.skipped[SKIP_INVALID] += 1
             return
         self.offer(canonical, 0, parent=sitemap, fetch_url=wire_url(url))
+
+    @property
+    def sitemap_urls(self) -> int:
+        """Page URLs the sitemaps gave (the summary counts them)."""
+        return self._sitemaps.urls
 
     # -- redirects and slow-downs -------------------------------------------
 
@@ -455,28 +390,21 @@ class Frontier:
         when the host may be asked again. The pause, in seconds."""
         pause = self.slow_down(host_of(task.target), now, retry_after)
         self._waiting[task.url] = retried = replace(task, retries=task.retries + 1)
-        self._push(retried)
+        self._politeness.push(retried)
         return pause
 
     def slow_down(self, host: str, now: float, retry_after: float | None) -> float:
         """No new request to `host` before its Retry-After (capped), or a growing pause."""
-        slot = self._hosts[host]
-        if retry_after is not None:
-            pause = min(max(retry_after, 0.0), MAX_PAUSE)
-        else:
-            if now >= slot.paused_until:  # one step per pause: the requests in flight say the same
-                slot.backoff = min(MAX_PAUSE, max(MIN_BACKOFF, slot.backoff * 2))
-            pause = slot.backoff
-        slot.paused_until = max(slot.paused_until, now + pause)
-        self.slowed[host] += 1
-        log.debug("slowing down %s for %.1f s", host, pause)
-        return pause
+        return self._politeness.slow_down(host, now, retry_after)
 
     def speed_up(self, host: str) -> None:
         """A success: the next pause without Retry-After is shorter again."""
-        slot = self._hosts[host]
-        if slot.backoff:
-            slot.backoff = slot.backoff / 2 if slot.backoff / 2 >= MIN_BACKOFF else 0.0
+        self._politeness.speed_up(host)
+
+    @property
+    def slowed(self) -> Counter[str]:
+        """Host -> slow-downs (429 or 503)."""
+        return self._politeness.slowed
 
     # -- handing out tasks -----------------------------------------------
 
@@ -485,38 +413,18 @@ class Frontier:
         self._release()
         if self._robots_tasks:
             return self._robots_tasks.popleft()
-        if self._sitemap_tasks:  # few, and their pages come next: not held back by politeness
-            return self._sitemap_tasks.popleft()
-        while (slot := self._next_slot(now)) is not None:
-            task = heapq.heappop(slot.queue)[2]
-            if task.first_try and self.max_pages is None:
-                self.admitted += 1
-            del self._waiting[task.url]
-            slot.in_flight += 1
-            slot.last_start = now
-            return task
-        return None
-
-    def _next_slot(self, now: float) -> HostSlot | None:
-        """The host whose next task goes first (lowest depth, then oldest), if any may start."""
+        if self._sitemaps.ready:  # few, and their pages come next: not held back by politeness
+            return self._sitemaps.ready.popleft()
         level = self.current_level()
         if level is None:
             return None
-        best: tuple[int, int, HostSlot] | None = None
-        for slot in self._hosts.values():
-            self._drop_stale(slot)
-            if not slot.queue or slot.queue[0][0] > level + 1:
-                continue
-            if slot.in_flight >= slot.limit(self.per_host, self.queue_ahead) or now < slot.ready_at():
-                continue
-            depth, seq, _ = slot.queue[0]
-            if best is None or (depth, seq) < best[:2]:
-                best = (depth, seq, slot)
-        return None if best is None else best[2]
-
-    def _drop_stale(self, slot: HostSlot) -> None:
-        while slot.queue and self._is_stale(slot.queue[0][2]):
-            heapq.heappop(slot.queue)
+        task = self._politeness.start_next(now, level + 1, self._is_stale)
+        if task is None:
+            return None
+        if task.first_try and self.max_pages is None:
+            self.admitted += 1
+        del self._waiting[task.url]
+        return task
 
     def current_level(self) -> int | None:
         """The lowest depth with open tasks: this depth and the next are handed out."""
@@ -525,10 +433,7 @@ class Frontier:
     def release(self, task: Task, now: float) -> None:
         """A task handed out by next_ready() is back: its host's slot is free again."""
         if task.kind == PAGE:
-            slot = self._hosts[host_of(task.target)]
-            slot.in_flight -= 1
-            if slot.delay > 0:
-                slot.last_start = max(slot.last_start, now)  # the delay counts from the end
+            self._politeness.release(task, now)
 
     def done(self, task: Task, now: float) -> None:
         """A task handed out by next_ready() has its final result (at `now`)."""
@@ -543,5 +448,5 @@ class Frontier:
 
     def has_pending(self) -> bool:
         """True while any task waits for robots, a slot, or is handed out."""
-        return bool(self._robots_tasks or self._sitemap_tasks or self._open_by_depth or self._held
+        return bool(self._robots_tasks or self._sitemaps.ready or self._open_by_depth or self._held
                     or self._releasing)  # fmt: skip

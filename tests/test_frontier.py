@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from scraper.frontier import (
-    MAX_SITEMAP_NESTING,
     SKIP_DEPTH,
     SKIP_DUPLICATE,
     SKIP_FILTERED,
@@ -15,7 +14,9 @@ from scraper.frontier import (
     Frontier,
     UrlFilter,
 )
+from scraper.politeness import MAX_PAUSE, MIN_BACKOFF, Politeness
 from scraper.records import PAGE, ROBOTS, SITEMAP
+from scraper.sitemaps import MAX_SITEMAP_NESTING
 
 UA = "testbot/1.0"
 SITE = "http://example.com"
@@ -497,3 +498,29 @@ def test_no_sitemaps_from_an_origin_whose_robots_txt_is_unavailable():
     [robots] = drain(frontier, 0.0)
     frontier.robots_arrived(robots, 503, b"Sitemap: /s.xml\n")
     assert drain(frontier, 0.0) == []
+
+
+# -- slow-downs (scraper.politeness) --------------------------------------------------
+
+
+def test_a_pause_without_retry_after_doubles_once_per_pause_and_halves_on_success():
+    politeness = Politeness(per_host=1, delay=0.0)
+    assert politeness.slow_down("a.org", 0.0, None) == MIN_BACKOFF
+    assert politeness.slow_down("a.org", 0.5, None) == MIN_BACKOFF  # still paused: the same step
+    assert politeness.slow_down("a.org", 5.0, None) == 2 * MIN_BACKOFF
+    politeness.speed_up("a.org")
+    assert politeness.slow_down("a.org", 10.0, None) == 2 * MIN_BACKOFF
+    politeness.speed_up("a.org")
+    politeness.speed_up("a.org")  # below MIN_BACKOFF: no pause is left to halve
+    assert politeness.slow_down("a.org", 20.0, None) == MIN_BACKOFF
+    assert politeness.slowed == {"a.org": 5}
+
+
+def test_retry_after_is_capped_and_holds_the_host_back():
+    frontier = make()
+    frontier.offer(f"{SITE}/a", 0)
+    [task] = drain(frontier, 0.0)
+    assert frontier.retry_later(task, 0.0, retry_after=10 * MAX_PAUSE) == MAX_PAUSE
+    frontier.release(task, 0.0)
+    assert frontier.next_ready(MAX_PAUSE - 1) is None
+    assert frontier.next_ready(MAX_PAUSE).retries == 1

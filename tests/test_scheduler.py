@@ -16,7 +16,8 @@ import responses
 from scraper.config import CrawlConfig
 from scraper.crawl import allowed_hosts, worker_spec
 from scraper.fetcher import Fetcher
-from scraper.frontier import MAX_PAUSE, MAX_REDIRECTS
+from scraper.frontier import MAX_REDIRECTS
+from scraper.politeness import MAX_PAUSE
 from scraper.scheduler import Scheduler
 
 SITE = "http://example.com"
