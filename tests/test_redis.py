@@ -248,6 +248,25 @@ def test_a_worker_that_cannot_run_the_callback_takes_no_task(
     assert pages and all(r["fields"].get("tagged") == [1] for r in pages)
 
 
+def test_sigterm_on_a_worker_of_short_tasks_sends_what_it_put_off_and_leaves(
+    redis_server, start_cli, serve, write_seeds, expected
+) -> None:
+    """Short tasks: a worker puts results off to send them by fours. Stopped in between,
+    it sends them as it leaves, at once, not after the crawl's --timeout."""
+    site = serve(pages=1500)
+    worker = start_worker(start_cli, redis_server, "--concurrency", "1")
+    coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",
+                            redis_server.url, "-w", "1", "--depth", "9", "-O", "out.jsonl")  # fmt: skip
+    assert wait_until(lambda: len(site.page_paths()) >= 200, 30)
+    worker.signal_group(signal.SIGTERM)
+    stopped = time.monotonic()
+    assert worker.wait(10).rc == 143
+    assert time.monotonic() - stopped < 5  # the default --timeout is 30 s
+    result = coordinator.wait(90)
+    assert result.rc == 0, result
+    assert_exactly_once(result.records, expected(site, [site.url("/")], 9))
+
+
 def test_status_says_stopped_after_ctrl_c(redis_server, start_cli, run_cli, serve, write_seeds) -> None:
     site = serve(pages=40, delay=0.3)
     coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis",

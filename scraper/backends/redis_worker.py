@@ -235,9 +235,11 @@ class Node:
         if not self.ended:
             self._give_back(_drain(self.local, 1_000_000, timeout=0))
         deadline = time.monotonic() + self.spec.timeout + 1
-        while not self._idle() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            self.flush()  # results put off (short tasks) by threads that stopped since
+            if self._idle():
+                break
             time.sleep(0.02)
-        self.flush()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(self.keys.worker(self.name))
