@@ -11,6 +11,7 @@ coordinator dies is what `--resume` writes without fetching it again.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -41,14 +42,18 @@ class StreamTasks:
     def flush(self) -> None:
         if self.waiting:
             self.group._call(lambda: self.queue_on(self.group.client.pipeline(transaction=False)).execute())
-            self.waiting = []
+            self.sent()
 
     def queue_on(self, pipe: Any) -> Any:
-        """The waiting tasks' XADDs on `pipe`; the caller empties `waiting` once it ran."""
+        """The waiting tasks' XADDs on `pipe`; the caller calls sent() once it ran
+        (until then they stay, to go again after an outage)."""
         key = self.group.keys.tasks
         for message in self.waiting:
             pipe.xadd(key, {"m": message})
         return pipe
+
+    def sent(self) -> None:
+        self.waiting = []
 
     def close(self) -> None:
         self.waiting = []
@@ -62,7 +67,7 @@ class StreamResults:
         self.last_id: bytes | str = "0"
         self.warn = WarnOnce()
         self.pages = 0  # page results received (for `scraper status`)
-        self._read: list[tuple[float, bytes | str]] = []  # (when, last id read then), for trimming
+        self._read: deque[tuple[float, bytes | str]] = deque()  # (when, last id read then), for trimming
         self._trimmed = 0.0
 
     def receive(self, timeout: float) -> list[Result]:
@@ -78,10 +83,10 @@ class StreamResults:
             return pipe.execute()[-1]
 
         found = group._call(exchange)
-        group.tasks.waiting = []
+        group.tasks.sent()
         received = []
-        for _, entries in found or ():
-            for entry_id, fields in entries:
+        for _, batch in found or ():
+            for entry_id, fields in batch:
                 self.last_id = entry_id
                 result = self._load(fields)
                 if result is not None:
@@ -107,7 +112,7 @@ class StreamResults:
         self._trimmed = now
         cutoff, upto = now - TRIM_AFTER, None
         while self._read and (everything or self._read[0][0] < cutoff):
-            upto = self._read.pop(0)[1]
+            upto = self._read.popleft()[1]
         if upto is not None:
             minid = _next_id(upto)
             self.group._call(lambda: self.group.client.xtrim(self.group.keys.results, minid=minid))
@@ -124,12 +129,12 @@ class StreamResults:
 def entries(client: Any, stream: str, start: str) -> Iterator[dict[bytes, bytes]]:
     """The fields of every entry of `stream` from `start` on, a thousand a read."""
     while True:
-        entries = client.xrange(stream, min=start, count=1000)
-        for _, fields in entries:
+        page = client.xrange(stream, min=start, count=1000)
+        for _, fields in page:
             yield fields
-        if len(entries) < 1000:
+        if len(page) < 1000:
             return
-        start = "(" + entries[-1][0].decode()
+        start = "(" + page[-1][0].decode()
 
 
 def _next_id(entry_id: bytes | str) -> str:

@@ -58,6 +58,7 @@ class Node:
         self.client = client
         self.keys = keys
         self.stream = keys.isolated if isolated else keys.tasks
+        self.isolated = isolated
         self.spec = spec
         self.limit = max(1, threads)
         self.is_local = is_local
@@ -80,6 +81,12 @@ class Node:
         self.warn = WarnOnce()
         self._last_keep = 0.0
         self._last_listen = 0.0
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether tasks are short, so read a batch ahead and results go by fours. Never in
+        the isolation worker: a death there is blamed on every task it holds, so it holds one."""
+        return self.task_seconds < SHORT_TASK and not self.isolated
 
     # -- the main thread --------------------------------------------------------------
 
@@ -113,7 +120,7 @@ class Node:
         self.freed.clear()
         with self.lock:
             threads = len(self.threads)
-            ahead = BATCH // 2 if self.task_seconds < SHORT_TASK else 0
+            ahead = BATCH // 2 if self.reads_ahead else 0
             self.refill_at = threads if ahead else threads - 1
             room = min(BATCH, threads + ahead - self.taken) if self.taken <= self.refill_at else 0
         if room <= 0:
@@ -286,7 +293,7 @@ class _Context:
         node = self.node
         node.outbox.put((self.entry, wire.dump_result(result)))  # WireError: fetcher sends an error
         # Short tasks: results go by fours, or when this thread has nothing left to do.
-        if node.task_seconds >= SHORT_TASK or node.outbox.qsize() >= BATCH // 4 or node.local.empty():
+        if not node.reads_ahead or node.outbox.qsize() >= BATCH // 4 or node.local.empty():
             node.flush()
 
     def began(self, task: Task) -> None:
