@@ -61,10 +61,15 @@ class Politeness:
         self.queue_ahead = queue_ahead
         self.slowed: Counter[str] = Counter()  # host -> slow-downs (429 or 503)
         self._hosts: dict[str, HostSlot] = defaultdict(lambda: HostSlot(delay=delay))
+        # The hosts with tasks waiting: the only ones start_next() looks at, so that a
+        # crawl that has met many hosts does not look at each of them for every task.
+        self._queued: dict[str, HostSlot] = {}
 
     def push(self, task: Task) -> None:
         """Let `task` wait for its host's slot."""
-        heapq.heappush(self._hosts[host_of(task.target)].queue, (task.depth, task.id, task))
+        host = host_of(task.target)
+        slot = self._queued[host] = self._hosts[host]
+        heapq.heappush(slot.queue, (task.depth, task.id, task))
 
     def obey_crawl_delay(self, robots: str, crawl_delay: float) -> None:
         """The robots.txt at `robots` asks for `crawl_delay` (capped) between requests to its host."""
@@ -106,15 +111,21 @@ class Politeness:
 
     def _next_slot(self, now: float, deepest: int, is_stale: Callable[[Task], bool]) -> HostSlot | None:
         best: tuple[int, int, HostSlot] | None = None
-        for slot in self._hosts.values():
+        emptied = []
+        for host, slot in self._queued.items():
             _drop_stale(slot, is_stale)
-            if not slot.queue or slot.queue[0][0] > deepest:
+            if not slot.queue:
+                emptied.append(host)
+                continue
+            if slot.queue[0][0] > deepest:
                 continue
             if slot.in_flight >= slot.limit(self.per_host, self.queue_ahead) or now < slot.ready_at():
                 continue
             depth, seq, _ = slot.queue[0]
             if best is None or (depth, seq) < best[:2]:
                 best = (depth, seq, slot)
+        for host in emptied:
+            del self._queued[host]
         return None if best is None else best[2]
 
     def release(self, task: Task, now: float) -> None:

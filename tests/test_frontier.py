@@ -15,7 +15,7 @@ from scraper.frontier import (
     UrlFilter,
 )
 from scraper.politeness import MAX_PAUSE, MIN_BACKOFF, Politeness
-from scraper.records import PAGE, ROBOTS, SITEMAP
+from scraper.records import PAGE, ROBOTS, SITEMAP, Task
 from scraper.sitemaps import MAX_SITEMAP_NESTING
 
 UA = "testbot/1.0"
@@ -524,3 +524,17 @@ def test_retry_after_is_capped_and_holds_the_host_back():
     frontier.release(task, 0.0)
     assert frontier.next_ready(MAX_PAUSE - 1) is None
     assert frontier.next_ready(MAX_PAUSE).retries == 1
+
+
+def test_a_host_whose_tasks_ran_out_starts_again_when_new_ones_come():
+    slots = Politeness(per_host=1, delay=0.0)
+    first, second = Task(1, "http://a.org/1"), Task(2, "http://b.org/1")
+    slots.push(first)
+    slots.push(second)
+    assert slots.start_next(0.0, 0, lambda task: False) is first
+    assert slots.start_next(0.0, 0, lambda task: False) is second
+    assert slots.start_next(0.0, 0, lambda task: False) is None  # both hosts ran out
+    slots.release(first, 1.0)
+    later = Task(3, "http://a.org/2")
+    slots.push(later)
+    assert slots.start_next(1.0, 0, lambda task: False) is later
