@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,12 +40,15 @@ from .records import Result, WorkerSpec, failed_record
 from .scheduler import Scheduler, settles_page
 from .since import Since
 from .stats import CrawlStats
+from .store import STORE_SUFFIX, Store, StoreError, resumable_offset
+from .store import remove as remove_store
 from .urls import host_of, origin_of
 
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds the main loop waits for results before it looks at the rest
 CHECK_EVERY = 0.1  # seconds between two looks for dead or hung workers
+COMMIT_EVERY = 1.0  # seconds between two commits of the frontier (what a crash costs again)
 STOP_JOIN = 5.0  # seconds workers get to exit after the stop broadcast at the end
 # After Ctrl-C, pages in flight get this long (at most --timeout) to finish.
 STOP_GRACE = 3.0
@@ -70,6 +74,7 @@ class Crawl:
         self._stop_deadline: float | None = None
         self._fruitless_restarts = 0  # pool restarts since the last result
         self._last_check = 0.0  # when the workers were last looked at
+        self._last_commit = time.monotonic()  # when the frontier was last made durable
 
     def __enter__(self) -> Crawl:
         refuse_start_while_main_is_imported_again()
@@ -79,13 +84,15 @@ class Crawl:
             check_warc_folder(config.warc)
         self.since = Since(config.since) if config.since else None
         self.pool = get_backend(config.backend, config).workers(spec, config.workers)
-        self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
-                                   queue_ahead=self._queue_ahead(), since=self.since)  # fmt: skip
         journal = None
         if config.output_path:
             journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
         self.aggregator = Aggregator(self.stats, journal)
         try:
+            self.store, self._resume_offset = open_store(config, journal)
+            self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
+                                       queue_ahead=self._queue_ahead(), since=self.since,
+                                       store=self.store)  # fmt: skip
             self.pool.start()
         except BaseException:
             self.close()
@@ -100,24 +107,55 @@ class Crawl:
 
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
-        resume_from = self.config.output_path if self.config.resume else None
-        if resume_from:
-            self._write_delivered(resume_from)
-        depths = self._mark_done(resume_from) if resume_from else []
+        self._resume()
         self.scheduler.add_seeds(self.seeds)
-        for depth in depths:
-            self._offer_links(resume_from or "", depth)
         while not self.scheduler.finished() and not self._stop_expired():
             self.pool.scale(self.scheduler.threads.threads)  # first: the threads start as tasks arrive
             for task in self.scheduler.fill(self.pool.capacity()):
                 self.pool.tasks.put(task)
-            yield from self._collect(self.pool.results.receive(TICK))
+            yield from self._collect(self.pool.results.receive(self._wait()))
             yield from self._recover_failed_workers()
-        yield from self.aggregator.flush()
-        self.stats.skipped.update(self.scheduler.frontier.skipped)
-        self.stats.slowed.update(self.scheduler.frontier.slowed)
-        self.stats.sitemap_urls = self.scheduler.frontier.sitemap_urls
-        self.stats.details.update(self.scheduler.frontier.robots_failures)
+            yield from self._commit(force=False)
+        yield from self._commit(force=True)
+        self.scheduler.report(self.stats)
+
+    def _wait(self) -> float:
+        """Seconds to wait for results: until the next host may be asked again
+        (--delay, Crawl-delay, a slow-down), at most TICK."""
+        wake = self.scheduler.next_start()
+        now = time.monotonic()
+        return TICK if wake is None or wake <= now else min(TICK, wake - now)
+
+    def _commit(self, force: bool) -> list[dict[str, Any]]:
+        """Every COMMIT_EVERY seconds: write and sync what is settled, then make
+        the frontier durable up to there (the store never runs ahead of the output)."""
+        now = time.monotonic()
+        if not force and now - self._last_commit < COMMIT_EVERY:
+            return []
+        self._last_commit = now
+        written = self.aggregator.flush()
+        journal = self.aggregator.journal
+        if journal is not None and not journal.broken:
+            journal.sync()
+            self.scheduler.commit(journal.size(), self.stats.resumed + self.stats.pages)
+        return written
+
+    def _resume(self) -> None:
+        """--resume: continue from the store (the output's tail past its last
+        commit reconciled), or, for an output without one, from the output."""
+        path = self.config.output_path
+        if not self.config.resume or not path:
+            return
+        self._write_delivered(path)
+        if self._resume_offset is not None:
+            self.stats.resumed = self.store.get("done_pages") or 0
+            for record in read_records(path, self._resume_offset):
+                self.scheduler.recorded(record)
+                self.stats.resumed += 1
+            return
+        depths = self._mark_done(path)
+        for depth in depths:
+            self._offer_links(path, depth)
 
     def _write_delivered(self, path: str) -> None:
         """Resume, part 0: pages an earlier coordinator left in a broker (the redis
@@ -139,7 +177,7 @@ class Crawl:
         """Resume, part 1: every page in `path` is done. The depths found, in order."""
         depths = set()
         for record in read_records(path):
-            self.scheduler.frontier.mark_done(record["url"])
+            self.scheduler.mark_recorded(record["url"])
             self.stats.resumed += 1
             depths.add(record.get("depth", 0))
         return sorted(depth for depth in depths if depth < self.config.depth)
@@ -152,8 +190,7 @@ class Crawl:
         """
         for record in read_records(path):
             if record.get("depth", 0) == depth:
-                for link in record.get("links") or ():
-                    self.scheduler.frontier.offer(link, depth + 1, parent=record["url"])
+                self.scheduler.offer_recorded_links(record)
 
     def _collect(self, results: list[Result]) -> list[dict[str, Any]]:
         if results:
@@ -197,7 +234,7 @@ class Crawl:
                 error = self._failure_error(cause)
                 settled.append(Result(task, failed_record(task, cause.worker, error)))
                 continue
-            self.pool.tasks.put(task if cause is None else self.scheduler.send_again(task))
+            self.pool.tasks.put(task if cause is None else self.scheduler.next_attempt(task))
         return self._collect(settled)
 
     def _failure_error(self, failure: Failure) -> str:
@@ -219,7 +256,8 @@ class Crawl:
         """Stop every worker and close the output; each step runs even if one fails."""
         steps = [
             ("workers", self._stop_workers),
-            ("output", self.aggregator.close),
+            ("output", self._close_output),
+            ("frontier", self._close_store),
             ("--since file", self._close_since),
         ]
         for what, step in steps:
@@ -230,6 +268,24 @@ class Crawl:
         self.stats.interrupted = self._stop_deadline is not None
         self.stats.finish()
 
+    def _close_output(self) -> None:
+        """Write what is settled; the frontier's last commit then matches it."""
+        if hasattr(self, "scheduler"):
+            for _ in self._commit(force=True):
+                pass
+        self.aggregator.close()
+
+    def _close_store(self) -> None:
+        """The store outlives a crawl only to resume it: a finished crawl leaves
+        its output alone (its --resume, if any, replays the output)."""
+        store = getattr(self, "store", None)
+        if store is None:
+            return
+        store.close()
+        finished = self._stop_deadline is None and hasattr(self, "scheduler") and self.scheduler.finished()
+        if store.private or finished:
+            remove_store(store.folder)
+
     def _close_since(self) -> None:
         since = getattr(self, "since", None)  # None also when __enter__ failed before it
         if since is not None:
@@ -238,7 +294,8 @@ class Crawl:
     def _stop_workers(self) -> None:
         # Normally instant (every worker is idle); after a stop, pages still
         # in flight are abandoned (--resume fetches them again).
-        early = self._stop_deadline is not None or not self.scheduler.finished()
+        scheduler = getattr(self, "scheduler", None)  # None when __enter__ failed before it
+        early = self._stop_deadline is not None or scheduler is None or not scheduler.finished()
         self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
 
 
@@ -281,6 +338,27 @@ def worker_spec(config: CrawlConfig, seeds: Sequence[str] = ()) -> WorkerSpec:
         threads=config.threads_per_worker, headers=config.header, cookies=tuple(cookies),
         auth=config.auth, private_origins=tuple(dict.fromkeys(map(origin_of, seeds))), warc=config.warc,
     )  # fmt: skip
+
+
+def open_store(config: CrawlConfig, journal: Journal | None) -> tuple[Store, int | None]:
+    """The frontier's store, and where in the output a resume continues from
+    (None: an output without a usable store, replayed whole).
+
+    Beside a regular output file (`OUT.frontier/`); otherwise (standard output,
+    a pipe, no output) a private one in a temporary folder, deleted at the end.
+    A --max-pages crawl resumes by replaying its output: the held levels that
+    decide its pages live in memory, and its output is at most N records.
+    """
+    if journal is None or not journal.regular:
+        return Store(tempfile.mkdtemp(prefix="scraper-frontier-"), fresh=True, private=True), None
+    folder = journal.path + STORE_SUFFIX
+    offset = None
+    if config.resume and config.max_pages is None:
+        offset = resumable_offset(folder, journal.size())
+    try:
+        return Store(folder, fresh=offset is None), offset
+    except (OSError, StoreError) as exc:
+        raise UsageError(f"cannot use the frontier store {folder!r}: {exc}") from None
 
 
 def check_warc_folder(path: str) -> None:

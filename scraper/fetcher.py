@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from .callbacks import resolve_callback
 from .download import GZIP_MAGIC, RETRY_STATUSES, Download, Limits, download, gunzip
+from .linkbatch import LinkBatch, link_batch
 from .parse import compile_select, is_html, parse_page, parse_sitemap, split_content_type
 from .records import ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, WorkerSpec, failed_record, new_record
 from .session import new_session
@@ -102,11 +103,11 @@ class Fetcher:
         fetched = download(self.session, task.target, limits, headers=validators)
         fill_from_download(record, fetched, task)
         self._archive(record, fetched)
-        link_urls = None
+        links = None
         if record["error"] is None and fetched.redirect_to is None:
-            link_urls = self._parse_into(record, fetched)
+            links = self._parse_into(record, fetched)
         record["ok"] = record["error"] is None
-        return Result(task, record, redirect_to=fetched.redirect_to, link_urls=link_urls,
+        return Result(task, record, redirect_to=fetched.redirect_to, links=links,
                       retry_after=fetched.retry_after)  # fmt: skip
 
     def _handle_robots(self, task: Task, record: dict[str, Any]) -> Result:
@@ -147,8 +148,8 @@ class Fetcher:
         for exchange in fetched.exchanges:
             record["warc"] = written_at(self.warc, self.warc.write(exchange))
 
-    def _parse_into(self, record: dict[str, Any], fetched: Download) -> dict[str, str] | None:
-        """Fill the record from an HTML body; the links' URLs as linked, where they differ."""
+    def _parse_into(self, record: dict[str, Any], fetched: Download) -> LinkBatch | None:
+        """Fill the record from an HTML body; its links, parsed for the frontier."""
         started = time.thread_time()  # CPU time of this thread: right for both backends
         self.on_parse(True)
         try:
@@ -162,7 +163,7 @@ class Fetcher:
                 )  # fmt: skip
                 if self.callback is not None and page.tree is not None:
                     run_parse_callback(self.callback, record, page.tree)
-                return page.link_urls or None
+                return link_batch(record["links"], page.link_urls)
         except Exception as exc:
             record["error"] = errors.describe(errors.PARSE, f"{type(exc).__name__}: {exc}")
         finally:

@@ -56,7 +56,7 @@ class Journal:
         self.path = path
         self.broken = False  # a write failed: nothing more is written
         self._fd = 1 if path == STDOUT else _open(path, overwrite)
-        self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+        self.regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._last_sync = time.monotonic()
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
@@ -67,21 +67,25 @@ class Journal:
         data = "".join(encode(record) for record in records).encode("utf-8")
         if not data or self.broken:
             return
-        start = os.lseek(self._fd, 0, os.SEEK_END) if self._regular else 0
+        start = os.lseek(self._fd, 0, os.SEEK_END) if self.regular else 0
         try:
             _write_all(self._fd, data)
         except OSError as exc:
             self.broken = True
-            if self._regular:
+            if self.regular:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, start)
             raise OutputError(self.path, exc) from None
         if time.monotonic() - self._last_sync >= FSYNC_EVERY:
             self.sync()
 
+    def size(self) -> int:
+        """Bytes in the file (0 for a pipe or a device)."""
+        return os.fstat(self._fd).st_size if self.regular and not self.closed else 0
+
     def sync(self) -> None:
         """Ask the OS to put what was written on disk (a pipe or device has no disk)."""
-        if self._regular and not self.broken:
+        if self.regular and not self.broken:
             os.fsync(self._fd)
         self._last_sync = time.monotonic()
 
@@ -142,13 +146,15 @@ def repair_tail(path: str) -> int:
         return size - cut
 
 
-def read_records(path: str) -> Iterator[dict[str, Any]]:
-    """The records of a JSONL file; lines that are not JSON objects are skipped."""
+def read_records(path: str, offset: int = 0) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL file from byte `offset` on (the start of a line);
+    lines that are not JSON objects are skipped."""
     try:
         file = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
     except FileNotFoundError:
         return
     with file:
+        file.seek(offset)
         for number, line in enumerate(file, start=1):
             try:
                 record = json.loads(line)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .records import Task
@@ -98,10 +97,15 @@ class Politeness:
         if slot.backoff:
             slot.backoff = slot.backoff / 2 if slot.backoff / 2 >= MIN_BACKOFF else 0.0
 
-    def start_next(self, now: float, deepest: int, is_stale: Callable[[Task], bool]) -> Task | None:
+    def waiting(self, host: str) -> int:
+        """Tasks of `host` waiting for its slot."""
+        slot = self._queued.get(host)
+        return 0 if slot is None else len(slot.queue)
+
+    def start_next(self, now: float, deepest: int) -> Task | None:
         """Start the task that goes first (lowest depth up to `deepest`, then oldest)
-        on a host that may start one at `now`, if any; tasks that `is_stale` are dropped."""
-        slot = self._next_slot(now, deepest, is_stale)
+        on a host that may start one at `now`, if any."""
+        slot = self._next_slot(now, deepest)
         if slot is None:
             return None
         task = heapq.heappop(slot.queue)[2]
@@ -109,11 +113,21 @@ class Politeness:
         slot.last_start = now
         return task
 
-    def _next_slot(self, now: float, deepest: int, is_stale: Callable[[Task], bool]) -> HostSlot | None:
+    def next_start(self, deepest: int) -> float | None:
+        """When the next task up to depth `deepest` may start on a host with a free
+        slot (a time, maybe past), or None: no such task. The crawl sleeps until then."""
+        soonest = None
+        for slot in self._queued.values():
+            if slot.queue and slot.queue[0][0] <= deepest \
+                    and slot.in_flight < slot.limit(self.per_host, self.queue_ahead):
+                ready = slot.ready_at()
+                soonest = ready if soonest is None else min(soonest, ready)
+        return soonest
+
+    def _next_slot(self, now: float, deepest: int) -> HostSlot | None:
         best: tuple[int, int, HostSlot] | None = None
         emptied = []
         for host, slot in self._queued.items():
-            _drop_stale(slot, is_stale)
             if not slot.queue:
                 emptied.append(host)
                 continue
@@ -134,8 +148,3 @@ class Politeness:
         slot.in_flight -= 1
         if slot.delay > 0:
             slot.last_start = max(slot.last_start, now)  # the delay counts from the end
-
-
-def _drop_stale(slot: HostSlot, is_stale: Callable[[Task], bool]) -> None:
-    while slot.queue and is_stale(slot.queue[0][2]):
-        heapq.heappop(slot.queue)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .linkbatch import LinkBatch
+
 PAGE = "page"
 ROBOTS = "robots"
 SITEMAP = "sitemap"  # --sitemaps: a urlset or a sitemap index, read by a worker, never a record
@@ -81,13 +83,13 @@ class Result:
     wall_ms: float = 0.0  # ...out of this much time
     redirect_to: str | None = None  # a redirect's target, for the scheduler to check and follow
     retry_after: float | None = None  # seconds, from a 429 or 503
-    link_urls: dict[str, str] | None = None  # canonical link -> the URL as linked, where they differ
+    links: LinkBatch | None = None  # the record's links, parsed for the frontier (linkbatch.py)
     # SITEMAP tasks: {"urls": [...], "sitemaps": [...]}, the <loc>s as listed (None: not read)
     sitemap: dict[str, list[str]] | None = None
 
     def __reduce__(self) -> tuple:
         return (Result, (self.task, self.record, self.robots_body, self.cpu_ms, self.wall_ms,
-                         self.redirect_to, self.retry_after, self.link_urls, self.sitemap))  # fmt: skip
+                         self.redirect_to, self.retry_after, self.links, self.sitemap))  # fmt: skip
 
 
 @dataclass(frozen=True)

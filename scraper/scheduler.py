@@ -18,24 +18,29 @@ from typing import Any
 
 from .config import CrawlConfig
 from .frontier import Frontier, UrlFilter
+from .linkbatch import link_batch
 from .records import PAGE, ROBOTS, SITEMAP, SLOW_DOWN_STATUSES, Result, Task, failed_record
 from .since import Since
+from .stats import CrawlStats
+from .store import Store
 from .urls import canonicalize, host_of, wire_url
 
 log = logging.getLogger(__name__)
 
 
 
-def sent_again(task: Task, status: int | None, retries: int) -> bool:
+def retried_after_slow_down(task: Task, status: int | None, retries: int) -> bool:
     """A page that answered 429 or 503 and has retries left goes back to its host's queue."""
     return status in SLOW_DOWN_STATUSES and task.retries < retries
 
 
 def settles_page(result: Result, retries: int) -> bool:
-    """True when a result ends its page: a page's answer that is neither a
-    redirect hop nor a 429/503 to send again (what Scheduler.complete records)."""
+    """The one rule for a result that ends its page: a page's answer that is
+    neither a redirect hop nor a 429/503 to send again. Scheduler.complete
+    records exactly these (and pages refused at a redirect), as does the
+    --resume of results an earlier coordinator left in a broker."""
     task = result.task
-    again = sent_again(task, result.record.get("status"), retries)
+    again = retried_after_slow_down(task, result.record.get("status"), retries)
     return task.kind == PAGE and result.redirect_to is None and not again
 
 
@@ -89,9 +94,11 @@ class Scheduler:
         max_threads: int = 1,
         queue_ahead: int = 0,
         since: Since | None = None,
+        store: Store | None = None,
     ) -> None:
         """`max_threads`: fetch threads a worker may run (one, unless processes run
-        several); `queue_ahead`: see Frontier; `since`: the old crawl of a re-crawl."""
+        several); `queue_ahead`: see Frontier; `since`: the old crawl of a re-crawl;
+        `store`: where the frontier lives (None: in memory)."""
         self.config = config
         self.since = since
         self.clock = clock
@@ -105,6 +112,7 @@ class Scheduler:
             obey_robots=not config.ignore_robots,
             queue_ahead=queue_ahead,
             url_filter=UrlFilter(config.allow, config.deny),
+            store=store,
         )
         self.in_flight: dict[int, Task] = {}
         self._last_hop: dict[int, dict[str, Any]] = {}  # record of a page's redirect, while its target waits
@@ -113,10 +121,12 @@ class Scheduler:
 
     def add_seeds(self, urls: Iterable[str]) -> None:
         """Seeds as given (they are requested so); their canonical form is the key."""
+        canonical: dict[str, str] = {}
         for url in urls:
-            self.frontier.offer(canonicalize(url), depth=0, fetch_url=wire_url(url), seed=True)
+            canonical.setdefault(canonicalize(url), wire_url(url))
             if self.config.sitemaps:
                 self.frontier.want_sitemaps(url)
+        self.frontier.offer_links(link_batch(list(canonical), canonical), depth=0, seed=True)
 
     def fill(self, capacity: int) -> list[Task]:
         """Tasks to hand out now, so that at most `capacity` are in flight
@@ -158,16 +168,27 @@ class Scheduler:
             self._sitemap_arrived(task, result)
             return self._refused(now)
         if result.redirect_to is not None and self.stopping:
-            self.frontier.done(task, now)  # not finished: --resume fetches it again
+            self.frontier.release(task, now)  # not finished: --resume fetches it again
             return []
-        if not self._goes_on(task, result, now):
-            self.frontier.done(task, now)
-            self._last_hop.pop(task.id, None)
-            if self.since is not None:
-                self.since.settle(result.record)  # a 304 gets the old links: offered next
-            self._offer_links(task, result)
+        if self.stopping or settles_page(result, self.config.retries):
+            self._settle(task, result, now)
             return [result, *self._refused(now)]
+        self._go_on(task, result, now)
         return self._refused(now)
+
+    def _settle(self, task: Task, result: Result, now: float) -> None:
+        """The page's answer is final: its host learns how it went, its links go on."""
+        record = result.record
+        host = host_of(task.target)
+        if record["status"] in SLOW_DOWN_STATUSES:
+            self.frontier.slow_down(host, now, result.retry_after)
+        elif record["ok"]:
+            self.frontier.speed_up(host)
+        self.frontier.done(task, now)
+        self._last_hop.pop(task.id, None)
+        if self.since is not None:
+            self.since.settle(record)  # a 304 gets the old links: offered next
+        self._offer_links(task, result)
 
     def _sitemap_arrived(self, task: Task, result: Result) -> None:
         error = result.record["error"]
@@ -176,35 +197,27 @@ class Scheduler:
         if not self.stopping:
             self.frontier.sitemap_arrived(task, result.sitemap if error is None else None)
 
-    def _goes_on(self, task: Task, result: Result, now: float) -> bool:  # the side effects of settles_page
-        """True when the page is not settled: a redirect to follow, or a retry after 429/503."""
-        if self.stopping:
-            return False
+    def _go_on(self, task: Task, result: Result, now: float) -> None:
+        """The page is not settled (settles_page): a redirect to follow, or a retry after 429/503."""
         record = result.record
+        self.frontier.release(task, now)
         if result.redirect_to is not None:
-            self.frontier.release(task, now)
             self._last_hop[task.id] = record
             self.frontier.redirect(task, result.redirect_to, record["elapsed_ms"])
-            return True
-        host = host_of(task.target)
-        if record["status"] in SLOW_DOWN_STATUSES:
-            if sent_again(task, record["status"], self.config.retries):
-                self.frontier.release(task, now)
-                pause = self.frontier.retry_later(task, now, result.retry_after)
-                log.info("%s answered %s: slowing down %s for %.1f s",
-                         task.target, record["status"], host, pause)  # fmt: skip
-                return True
-            self.frontier.slow_down(host, now, result.retry_after)
-        elif record["ok"]:
-            self.frontier.speed_up(host)
-        return False
+            return
+        pause = self.frontier.retry_later(task, now, result.retry_after)
+        log.info("%s answered %s: slowing down %s for %.1f s",
+                 task.target, record["status"], host_of(task.target), pause)  # fmt: skip
 
     def _offer_links(self, task: Task, result: Result) -> None:
-        if self.stopping or task.depth >= self.config.depth:
+        """The page's links, one level deeper, as the worker parsed them."""
+        urls = result.record["links"]
+        if self.stopping or task.depth >= self.config.depth or not urls:
             return
-        as_linked = result.link_urls or {}
-        for link in result.record["links"]:
-            self.frontier.offer(link, task.depth + 1, parent=task.url, fetch_url=as_linked.get(link))
+        links = result.links
+        if links is None or links.urls != tuple(urls):  # a 304's old links, or a callback changed them
+            links = link_batch(urls)
+        self.frontier.offer_links(links, task.depth + 1, parent=task.url, parent_id=task.id)
 
     def _refused(self, now: float) -> list[Result]:
         """Records of the pages that ended at a redirect they may not follow."""
@@ -215,10 +228,47 @@ class Scheduler:
             ended.append(Result(task, record))
         return ended
 
-    def send_again(self, task: Task) -> Task:
+    def next_attempt(self, task: Task) -> Task:
         """A task in flight whose worker died or hung: its next attempt."""
         again = self.in_flight[task.id] = replace(task, attempt=task.attempt + 1)
         return again
+
+    def next_start(self) -> float | None:
+        """When a task that waits for its host's turn may start (a time, maybe past)."""
+        return None if self.stopping else self.frontier.next_start()
+
+    def commit(self, journal_offset: int, done_pages: int) -> None:
+        """Make the frontier durable: the output holds every settled page up to
+        `journal_offset` bytes, `done_pages` of them in all."""
+        self.frontier.commit(journal_offset, done_pages)
+
+    # -- --resume ------------------------------------------------------------------
+
+    def recorded(self, record: dict[str, Any]) -> None:
+        """A page the output holds past the store's last commit: done, and its
+        links offered (the store may not have them)."""
+        self.mark_recorded(record["url"])
+        self.offer_recorded_links(record)
+
+    def mark_recorded(self, url: str) -> None:
+        """A page of the output: it never comes again."""
+        self.frontier.mark_done(url)
+
+    def offer_recorded_links(self, record: dict[str, Any]) -> None:
+        """The links of a page of the output, one level deeper."""
+        depth = record.get("depth", 0)
+        links = record.get("links")
+        if isinstance(depth, int) and depth < self.config.depth and isinstance(links, list) and links:
+            urls = [link for link in links if isinstance(link, str)]
+            self.frontier.offer_links(link_batch(urls), depth + 1, parent=record["url"])
+
+    def report(self, stats: CrawlStats) -> None:
+        """What the frontier skipped, slowed down and found, into the summary."""
+        frontier = self.frontier
+        stats.skipped.update(frontier.skipped)
+        stats.slowed.update(frontier.slowed)
+        stats.sitemap_urls = frontier.sitemap_urls
+        stats.details.update(frontier.robots_failures)
 
     def stop(self) -> None:
         """Schedule nothing more; what is in flight may still finish."""

@@ -13,9 +13,10 @@ import json
 from dataclasses import fields
 from typing import Any
 
+from .linkbatch import LinkBatch
 from .records import RECORD_FIELDS, Result, Task, WorkerSpec
 
-VERSION = 1
+VERSION = 2  # 2: results carry their links parsed (linkbatch.py)
 MAX_MESSAGE = 32 * 1024 * 1024  # bytes: a record with very many links stays well under it
 
 
@@ -76,8 +77,41 @@ def dump_result(result: Result) -> bytes:
         "record": result.record,
         "robots_body": None if result.robots_body is None else base64.b64encode(result.robots_body).decode(),
         "cpu_ms": result.cpu_ms, "wall_ms": result.wall_ms, "redirect_to": result.redirect_to,
-        "retry_after": result.retry_after, "link_urls": result.link_urls, "sitemap": result.sitemap,
+        "retry_after": result.retry_after, "links": _dump_links(result.links), "sitemap": result.sitemap,
     })  # fmt: skip
+
+
+def _dump_links(links: LinkBatch | None) -> dict[str, Any] | None:
+    """A result's LinkBatch without its URLs (they are the record's `links`)."""
+    if links is None:
+        return None
+    return {"fingerprints": base64.b64encode(links.fingerprints).decode(), "hosts": list(links.hosts),
+            "host_index": base64.b64encode(links.host_index).decode(),
+            "as_linked": {str(index): url for index, url in links.as_linked.items()}}  # fmt: skip
+
+
+def _load_links(value: Any, record: dict[str, Any]) -> LinkBatch | None:
+    """The LinkBatch of a result, checked against its record's links."""
+    if value is None:
+        return None
+    urls = record.get("links")
+    if not (isinstance(value, dict) and isinstance(urls, list) and all(isinstance(u, str) for u in urls)
+            and isinstance(value.get("hosts"), list) and all(isinstance(h, str) for h in value["hosts"])
+            and isinstance(value.get("as_linked"), dict)
+            and all(isinstance(u, str) for u in value["as_linked"].values())):  # fmt: skip
+        raise WireError("result: links must be a link batch of the record's links")
+    links = LinkBatch(
+        tuple(urls), base64.b64decode(value.get("fingerprints", ""), validate=True), tuple(value["hosts"]),
+        base64.b64decode(value.get("host_index", ""), validate=True),
+        {int(index): url for index, url in value["as_linked"].items()},
+    )  # fmt: skip
+    if not links.is_consistent() or max(_host_numbers(links), default=-1) >= len(links.hosts):
+        raise WireError("result: links do not match the record's links")
+    return links
+
+
+def _host_numbers(links: LinkBatch) -> list[int]:
+    return [int.from_bytes(links.host_index[i:i + 4], "little") for i in range(0, len(links.host_index), 4)]
 
 
 def load_result(data: bytes) -> Result:
@@ -86,11 +120,6 @@ def load_result(data: bytes) -> Result:
     if not isinstance(record, dict) or set(record) < set(RECORD_FIELDS):
         raise WireError("result: record lacks fields")
     robots_body = message.get("robots_body")
-    link_urls = message.get("link_urls")
-    if link_urls is not None and not (
-        isinstance(link_urls, dict) and all(isinstance(v, str) for v in link_urls.values())
-    ):
-        raise WireError("result: link_urls must map URLs to URLs")
     try:
         return Result(
             task=_task(message.get("task")),
@@ -100,7 +129,7 @@ def load_result(data: bytes) -> Result:
             wall_ms=float(message.get("wall_ms", 0.0)),
             redirect_to=_optional_str(message.get("redirect_to"), "redirect_to"),
             retry_after=None if message.get("retry_after") is None else float(message["retry_after"]),
-            link_urls=link_urls,
+            links=_load_links(message.get("links"), record),
             sitemap=_sitemap(message.get("sitemap")),
         )
     except (TypeError, ValueError) as exc:

@@ -215,10 +215,10 @@ def test_disallowed_pages_are_skipped_and_counted():
     frontier.robots_arrived(robots, 200, f"User-agent: {UA.split('/')[0]}\nDisallow: /private\n".encode())
     assert urls(drain(frontier, 0.0)) == [f"{SITE}/public", f"{SITE}/other"]
     assert frontier.skipped == {SKIP_ROBOTS: 2}
-    # pages offered after robots.txt arrived are checked at once
+    # pages offered after robots.txt arrived are checked as they are read into the window
     frontier.offer(f"{SITE}/private/later", 0)
-    assert frontier.skipped == {SKIP_ROBOTS: 3}
     assert frontier.next_ready(0.0) is None
+    assert frontier.skipped == {SKIP_ROBOTS: 3}
 
 
 def test_rules_for_other_agents_do_not_apply():
@@ -370,34 +370,42 @@ def test_the_next_level_goes_while_one_is_in_flight_but_not_the_one_after():
     assert frontier.next_ready(0.0) is None  # depth 3 waits: a and b (depth 1) are in flight
 
 
-def test_a_waiting_url_found_by_a_shorter_path_moves_up():
+def test_links_two_levels_ahead_wait_so_a_shorter_path_gives_the_true_depth():
     frontier = make(max_depth=2)
     frontier.offer(f"{SITE}/", 0)
     seed = frontier.next_ready(0.0)
     frontier.offer(f"{SITE}/a", 1, parent=seed.url)
     a = frontier.next_ready(0.0)
-    frontier.offer(f"{SITE}/x", 2, parent=a.url)  # found from depth 1 first...
+    frontier.offer(f"{SITE}/x", 2, parent=a.url)  # found from depth 1 first: held while the seed runs
     frontier.done(a, 0.0)
     assert frontier.offer(f"{SITE}/x", 1, parent=seed.url) is True  # ...then from the seed
-    x = frontier.next_ready(0.0)  # not waiting for the seed any more: it is depth 1 now
+    x = frontier.next_ready(0.0)
     assert (x.url, x.depth, x.parent) == (f"{SITE}/x", 1, f"{SITE}/")
     assert frontier.next_ready(0.0) is None  # and only once
-    assert frontier.skipped == {SKIP_DUPLICATE: 1}
     frontier.done(seed, 0.0)
+    assert frontier.next_ready(0.0) is None  # the held link is a duplicate now
+    assert frontier.skipped == {SKIP_DUPLICATE: 1}
     frontier.done(x, 0.0)
     assert frontier.has_pending() is False
     assert frontier.offer(f"{SITE}/x", 1) is False  # handed out: a plain duplicate now
 
 
-def test_a_url_waiting_for_robots_moves_up_too():
-    frontier = make(max_depth=2, obey_robots=True)
-    frontier.offer(f"{SITE}/x", 2)
-    frontier.offer(f"{SITE}/x", 1)
+def test_held_links_keep_their_depth_and_wait_for_robots_txt():
+    frontier = make(max_depth=3, obey_robots=True)
+    frontier.offer(f"{SITE}/", 0)
     robots = frontier.next_ready(0.0)
-    frontier.done(robots, 0.0)
+    frontier.robots_arrived(robots, 404, b"")
+    seed = frontier.next_ready(0.0)
+    frontier.offer(f"{SITE}/a", 1, parent=seed.url)
+    a = frontier.next_ready(0.0)
+    frontier.offer("http://sub.example.com/y", 2, parent=a.url)  # held: the seed is not done
+    frontier.done(a, 0.0)
+    frontier.done(seed, 0.0)
+    robots = frontier.next_ready(0.0)  # the held link is released: its origin's robots.txt first
+    assert robots.kind == ROBOTS and robots.url == "http://sub.example.com/robots.txt"
     frontier.robots_arrived(robots, 404, b"")
     tasks = drain(frontier, 0.0)
-    assert [(t.url, t.depth) for t in tasks] == [(f"{SITE}/x", 1)]
+    assert [(t.url, t.depth, t.parent) for t in tasks] == [("http://sub.example.com/y", 2, f"{SITE}/a")]
 
 
 def test_lower_depth_goes_first_across_hosts():
@@ -531,10 +539,10 @@ def test_a_host_whose_tasks_ran_out_starts_again_when_new_ones_come():
     first, second = Task(1, "http://a.org/1"), Task(2, "http://b.org/1")
     slots.push(first)
     slots.push(second)
-    assert slots.start_next(0.0, 0, lambda task: False) is first
-    assert slots.start_next(0.0, 0, lambda task: False) is second
-    assert slots.start_next(0.0, 0, lambda task: False) is None  # both hosts ran out
+    assert slots.start_next(0.0, 0) is first
+    assert slots.start_next(0.0, 0) is second
+    assert slots.start_next(0.0, 0) is None  # both hosts ran out
     slots.release(first, 1.0)
     later = Task(3, "http://a.org/2")
     slots.push(later)
-    assert slots.start_next(1.0, 0, lambda task: False) is later
+    assert slots.start_next(1.0, 0) is later

@@ -37,6 +37,8 @@ OWNERS = {
     "multiprocessing": {"backends.process", "backends.redis", "backends.redis_worker", "remote", "demo",
                         "bench"},
     "redis": {"backends.streams"},
+    "numpy": {"seen", "frontier"},  # the seen-set's runs and a page's links, vectorized
+    "sqlite3": {"store"},  # the frontier on disk
     # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
     "threading": {"backends.process", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",
                   "deadline", "warc"},

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from scraper.linkbatch import link_batch
 from scraper.records import RECORD_FIELDS, Result, Task, WorkerSpec, new_record
 from scraper.wire import (
     MAX_MESSAGE,
@@ -33,14 +34,31 @@ SPEC = WorkerSpec(timeout=10.0, max_bytes=1024, retries=2, user_agent="bot/1", s
 def test_task_spec_and_result_survive_a_round_trip():
     assert load_task(dump_task(TASK)) == TASK
     assert load_spec(dump_spec(SPEC)) == SPEC
-    record = {**new_record(TASK, "host-a:1/2"), "title": "caf\u00e9 \u2603", "links": ["http://example.com/x"],
+    links = ["http://example.com/x", "http://other.org/p?a=1&b=2"]
+    record = {**new_record(TASK, "host-a:1/2"), "title": "caf\u00e9 \u2603", "links": links,
               "etag": '"e"', "sha256": "ab" * 32, "unchanged": True}
     record["warc"] = {"file": "w.warc.gz", "offset": 9}
+    batch = link_batch(links, {links[1]: "http://other.org/p?b=2&a=1"})
     result = Result(TASK, record, robots_body=b"User-agent: *\n\xff", cpu_ms=1.5, wall_ms=3.0,
-                    redirect_to="http://example.com/y", retry_after=2.0, link_urls={"a": "b"})  # fmt: skip
+                    redirect_to="http://example.com/y", retry_after=2.0, links=batch)  # fmt: skip
     back = load_result(dump_result(result))
-    assert (back.task, back.record, back.robots_body, back.redirect_to, back.link_urls) == (
-        TASK, record, b"User-agent: *\n\xff", "http://example.com/y", {"a": "b"})  # fmt: skip
+    assert (back.task, back.record, back.robots_body, back.redirect_to, back.links) == (
+        TASK, record, b"User-agent: *\n\xff", "http://example.com/y", batch)  # fmt: skip
+    assert back.links is not None and back.links.as_linked == {1: "http://other.org/p?b=2&a=1"}
+
+
+@pytest.mark.parametrize("change", [
+    {"fingerprints": ""},  # one fingerprint short
+    {"host_index": "AAAAAAEAAAA="},  # a host number beyond the hosts
+    {"as_linked": {"7": "http://x.y/"}},  # an index beyond the links
+    {"hosts": [1]},
+])  # fmt: skip
+def test_a_link_batch_that_does_not_match_its_record_is_refused(change):
+    record = {**new_record(TASK, "w"), "links": ["http://example.com/x", "http://example.com/y"]}
+    message = json.loads(dump_result(Result(TASK, record, links=link_batch(record["links"]))))
+    message["links"].update(change)
+    with pytest.raises(WireError):
+        load_result(json.dumps(message).encode())
 
 
 def test_a_task_round_trip_keeps_the_validators_and_pickles_them_too():

@@ -1,0 +1,259 @@
+"""The frontier's seen-set: every URL the crawl has met, as 64-bit fingerprints.
+
+A log-structured set (Mercator's and BUbiNG's sieve, in the shape of an LSM
+tree): sorted runs of unique fingerprints, each run a file that is memory-mapped
+read-only, so that the runs cost the main process 8 bytes of disk per URL and
+no anonymous memory (the OS keeps the hot pages of the files in its page
+cache). New fingerprints gather in small sorted runs in memory until the next
+`persist()`, which writes them as a file; runs of similar size are merged
+(sizes stay geometric: O(log n) runs, each fingerprint rewritten O(log n)
+times). A lookup of a batch is one binary search per run, vectorized by numpy.
+
+Most links of a growing crawl are new, and a binary search over a large run
+is a cache miss per step; so a blocked Bloom filter (2 bytes of memory per
+URL) answers first: "certainly not seen" for all but ~0.5 % of new URLs, and
+only the others are looked up in the runs. It only skips lookups: the answer
+is always the runs' own, exact. It is rebuilt from the runs when it fills up
+and when a resumed crawl opens the set.
+
+Crash safety is the store's (store.py): `persist()` returns the runs that make
+up the set now (written and fsynced); the store commits that list with the
+rest of the frontier, and only then are the runs it replaced deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+FINGERPRINT = np.dtype("<u8")
+MERGE_CHUNK = 1 << 20  # fingerprints merged at a time (bounded memory for runs of any size)
+_SUFFIX = ".seen"
+
+
+class SeenSet:
+    """`folder`: where the runs live (None: in memory only, for a crawl with no state to keep)."""
+
+    def __init__(self, folder: str | None, runs: Iterable[str] = ()) -> None:
+        self.folder = folder
+        self._bloom = BlockedBloom(0)
+        self._runs: list[np.ndarray] = []  # oldest (largest) first
+        self._names: list[str | None] = []  # file of each run; None while in memory only
+        self._obsolete: list[str] = []  # files merged away, deleted after the next commit
+        names = list(runs)
+        self._ids = itertools.count(1 + max((_number(n) for n in names), default=0))
+        for name in names:
+            self._runs.append(self._open(name))
+            self._names.append(name)
+        self._remove_strays(set(names))
+        self._rebuild_bloom()
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def add_new(self, fingerprints: np.ndarray) -> np.ndarray:
+        """Add `fingerprints`; a mask of those that were not in the set (a
+        fingerprint repeated within the batch is new the first time only)."""
+        if not len(fingerprints):
+            return np.zeros(0, dtype=bool)
+        unique, first = np.unique(fingerprints, return_index=True)
+        known = np.zeros(len(unique), dtype=bool)
+        maybe = np.flatnonzero(self._bloom.maybe(unique))
+        if len(maybe):
+            candidates = unique[maybe]
+            for run in self._runs:
+                known[maybe] |= _members(run, candidates)
+        new = np.zeros(len(fingerprints), dtype=bool)
+        new[first[~known]] = True
+        fresh = unique[~known]
+        if len(fresh):
+            self._runs.append(fresh)
+            self._names.append(None)
+            self._merge_small()
+            if not self._bloom.add(fresh):
+                self._rebuild_bloom()
+        return new
+
+    def _rebuild_bloom(self) -> None:
+        """A filter with room for twice the set, from the runs (read in order, once)."""
+        self._bloom = BlockedBloom(2 * len(self))
+        for run in self._runs:
+            for start in range(0, len(run), MERGE_CHUNK):
+                self._bloom.add(np.asarray(run[start:start + MERGE_CHUNK]))
+
+    def contains(self, fingerprints: np.ndarray) -> np.ndarray:
+        """A mask of the fingerprints in the set."""
+        found = np.zeros(len(fingerprints), dtype=bool)
+        for run in self._runs:
+            found |= _members(run, fingerprints)
+        return found
+
+    def persist(self) -> list[str]:
+        """Write the runs held in memory as files; the file names of the whole set.
+
+        In memory, runs are merged as they come; here the new ones become one
+        file, and files of similar size are merged into one.
+        """
+        if self.folder is None:
+            return []
+        pending = [i for i, name in enumerate(self._names) if name is None]
+        if pending:
+            fresh = np.sort(np.concatenate([self._runs[i] for i in pending]))
+            keep = [i for i in range(len(self._runs)) if self._names[i] is not None]
+            self._runs = [self._runs[i] for i in keep]
+            self._names = [self._names[i] for i in keep]
+            self._runs.append(self._write(fresh))
+            self._names.append(self._last_written)
+            self._merge_files()
+        return [name for name in self._names if name is not None]
+
+    def committed(self) -> None:
+        """The store committed the list persist() gave: the files merged away can go."""
+        for name in self._obsolete:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._path(name))
+        self._obsolete = []
+
+    # -- runs --------------------------------------------------------------
+
+    def _merge_small(self) -> None:
+        """Merge in-memory runs while the newer one is at least half the older one."""
+        while (len(self._runs) >= 2 and self._names[-1] is None and self._names[-2] is None
+               and len(self._runs[-2]) <= 2 * len(self._runs[-1])):  # fmt: skip
+            newer, older = self._runs.pop(), self._runs.pop()
+            del self._names[-1]  # the merged run stays in memory: its name stays None
+            self._runs.append(np.sort(np.concatenate((older, newer)), kind="stable"))
+
+    def _merge_files(self) -> None:
+        while len(self._runs) >= 2 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            newer, older = self._runs.pop(), self._runs.pop()
+            self._obsolete += [name for name in self._names[-2:] if name is not None]
+            del self._names[-2:]
+            self._runs.append(self._merge_into_file(older, newer))
+            self._names.append(self._last_written)
+
+    def _merge_into_file(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Merge two sorted runs (no common element) into a new file, a chunk at a time."""
+        name = f"{next(self._ids):08d}{_SUFFIX}"
+        path = self._path(name)
+        out = np.lib.format.open_memmap(path + ".tmp", mode="w+", dtype=FINGERPRINT, shape=(len(a) + len(b),))
+        i = j = k = 0
+        while i < len(a) or j < len(b):
+            pivot = _pivot(a, i, b, j)
+            i2 = len(a) if pivot is None else int(np.searchsorted(a, pivot, "right"))
+            j2 = len(b) if pivot is None else int(np.searchsorted(b, pivot, "right"))
+            piece = np.concatenate((a[i:i2], b[j:j2]))
+            piece.sort(kind="stable")
+            out[k:k + len(piece)] = piece
+            k += len(piece)
+            i, j = i2, j2
+        out.flush()
+        del out
+        self._finish_file(path)
+        self._last_written = name
+        return self._open(name)
+
+    def _write(self, run: np.ndarray) -> np.ndarray:
+        name = f"{next(self._ids):08d}{_SUFFIX}"
+        path = self._path(name)
+        with open(path + ".tmp", "wb") as file:
+            np.lib.format.write_array(file, run, allow_pickle=False)
+        self._finish_file(path)
+        self._last_written = name
+        return self._open(name)
+
+    def _finish_file(self, path: str) -> None:
+        with open(path + ".tmp", "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(path + ".tmp", path)
+        fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _open(self, name: str) -> np.ndarray:
+        run = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
+        if run.dtype != FINGERPRINT or run.ndim != 1:
+            raise ValueError(f"{name}: not a run of fingerprints")
+        return run
+
+    def _path(self, name: str) -> str:
+        assert self.folder is not None
+        return os.path.join(self.folder, name)
+
+    def _remove_strays(self, keep: set[str]) -> None:
+        """Runs written after the last commit (a crash) are not part of the set."""
+        if self.folder is None:
+            return
+        for name in os.listdir(self.folder):
+            if (name.endswith(_SUFFIX) or name.endswith(_SUFFIX + ".tmp")) and name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self._path(name))
+
+
+class BlockedBloom:
+    """A Bloom filter with each key's bits in one 64-bit word (one cache miss per
+    key), BITS_PER_KEY bits per key of `capacity`: a false "maybe" for well under
+    1 % of the keys not in it while it holds at most `capacity`."""
+
+    BITS_PER_KEY = 16
+    HASHES = 6  # bits set per key, 6 bits of the fingerprint each
+    MIN_WORDS = 1 << 12
+
+    def __init__(self, capacity: int) -> None:
+        needed = max(capacity, 1) * self.BITS_PER_KEY // 64
+        words = max(self.MIN_WORDS, 1 << max(0, needed - 1).bit_length())
+        self.capacity = words * 64 // self.BITS_PER_KEY
+        self.count = 0
+        self._words = np.zeros(words, dtype=np.uint64)
+        self._shift = np.uint64(64 - (words.bit_length() - 1))
+
+    def _where(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's word, and its bits in that word (fingerprints are uniform:
+        their own bits are the hashes)."""
+        keys = keys.astype(np.uint64, copy=False)
+        masks = np.zeros(len(keys), dtype=np.uint64)
+        one, six, bits = np.uint64(1), np.uint64(6), np.uint64(63)
+        for i in range(self.HASHES):
+            masks |= one << ((keys >> (six * np.uint64(i))) & bits)
+        return (keys >> self._shift).astype(np.intp), masks
+
+    def maybe(self, keys: np.ndarray) -> np.ndarray:
+        """False where a key is certainly not in the filter."""
+        where, masks = self._where(keys)
+        return (self._words[where] & masks) == masks
+
+    def add(self, keys: np.ndarray) -> bool:
+        """Add keys; False once the filter holds more than its capacity (time to rebuild it larger)."""
+        where, masks = self._where(keys)
+        np.bitwise_or.at(self._words, where, masks)
+        self.count += len(keys)
+        return self.count <= self.capacity
+
+
+def _members(run: np.ndarray, values: np.ndarray) -> np.ndarray:
+    where = np.searchsorted(run, values)
+    where[where == len(run)] = 0
+    return run[where] == values if len(run) else np.zeros(len(values), dtype=bool)
+
+
+def _pivot(a: np.ndarray, i: int, b: np.ndarray, j: int) -> np.uint64 | None:
+    """The largest value of the next merge chunk, or None for the rest of both."""
+    ends = [run[start + MERGE_CHUNK - 1] for run, start in ((a, i), (b, j))
+            if start + MERGE_CHUNK <= len(run)]  # fmt: skip
+    return min(ends) if ends else None
+
+
+def _number(name: str) -> int:
+    stem = name.removesuffix(_SUFFIX)
+    return int(stem) if stem.isdigit() else 0
+
+
+def as_fingerprints(data: bytes) -> np.ndarray:
+    """The fingerprints of a LinkBatch (8 bytes each) as an array."""
+    return np.frombuffer(data, dtype=FINGERPRINT)
