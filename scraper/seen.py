@@ -13,8 +13,10 @@ Most links of a growing crawl are new, and a binary search over a large run
 is a cache miss per step; so a blocked Bloom filter (2 bytes of memory per
 URL) answers first: "certainly not seen" for all but ~0.5 % of new URLs, and
 only the others are looked up in the runs. It only skips lookups: the answer
-is always the runs' own, exact. It is rebuilt from the runs when it fills up
-and when a resumed crawl opens the set.
+is always the runs' own, exact. It is rebuilt from the runs, larger, when it
+fills up and when a resumed crawl opens the set: in a thread, so that neither
+waits for a read of every run (until it is ready, the old filter, or none,
+answers "maybe" more often).
 
 Crash safety is the store's (store.py): `persist()` returns the runs that make
 up the set now (written and fsynced); the store commits that list with the
@@ -26,12 +28,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 from collections.abc import Iterable
 
 import numpy as np
 
 FINGERPRINT = np.dtype("<u8")
 MERGE_CHUNK = 1 << 20  # fingerprints merged at a time (bounded memory for runs of any size)
+SMALL = 1 << 22  # a set this small gets its Bloom filter at once, not in a thread
 _SUFFIX = ".seen"
 
 
@@ -40,7 +44,8 @@ class SeenSet:
 
     def __init__(self, folder: str | None, runs: Iterable[str] = ()) -> None:
         self.folder = folder
-        self._bloom = BlockedBloom(0)
+        self._bloom: BlockedBloom | None = None  # None: no filter yet, every lookup goes to the runs
+        self._next_bloom: tuple[threading.Thread, BlockedBloom, list[np.ndarray]] | None = None
         self._runs: list[np.ndarray] = []  # oldest (largest) first
         self._names: list[str | None] = []  # file of each run; None while in memory only
         self._obsolete: list[str] = []  # files merged away, deleted after the next commit
@@ -62,7 +67,7 @@ class SeenSet:
             return np.zeros(0, dtype=bool)
         unique, first = np.unique(fingerprints, return_index=True)
         known = np.zeros(len(unique), dtype=bool)
-        maybe = np.flatnonzero(self._bloom.maybe(unique))
+        maybe = np.flatnonzero(self._maybe(unique))
         if len(maybe):
             candidates = unique[maybe]
             for run in self._runs:
@@ -74,16 +79,38 @@ class SeenSet:
             self._runs.append(fresh)
             self._names.append(None)
             self._merge_small()
-            if not self._bloom.add(fresh):
-                self._rebuild_bloom()
+            self._remember(fresh)
         return new
 
+    def _maybe(self, keys: np.ndarray) -> np.ndarray:
+        if self._next_bloom is not None and not self._next_bloom[0].is_alive():
+            _, bloom, added = self._next_bloom
+            for keys_added in added:
+                bloom.add(keys_added)
+            self._bloom, self._next_bloom = bloom, None
+        if self._bloom is None:
+            return np.ones(len(keys), dtype=bool)
+        return self._bloom.maybe(keys)
+
+    def _remember(self, fresh: np.ndarray) -> None:
+        if self._next_bloom is not None:
+            self._next_bloom[2].append(fresh)  # the new filter gets them once it is built
+        if self._bloom is not None and not self._bloom.add(fresh) and self._next_bloom is None:
+            self._rebuild_bloom()
+
     def _rebuild_bloom(self) -> None:
-        """A filter with room for twice the set, from the runs (read in order, once)."""
-        self._bloom = BlockedBloom(2 * len(self))
-        for run in self._runs:
-            for start in range(0, len(run), MERGE_CHUNK):
-                self._bloom.add(np.asarray(run[start:start + MERGE_CHUNK]))
+        """Build a filter with room for twice the set from the runs, in a thread
+        (numpy does the work; the runs it reads never change)."""
+        if self._next_bloom is not None:
+            return
+        if len(self) < SMALL:  # small enough to build at once
+            self._bloom = _bloom_of(list(self._runs), 2 * len(self))
+            return
+        bloom = BlockedBloom(2 * len(self))
+        runs = list(self._runs)
+        thread = threading.Thread(target=_fill, args=(bloom, runs), name="seen-bloom", daemon=True)
+        self._next_bloom = (thread, bloom, [])
+        thread.start()
 
     def contains(self, fingerprints: np.ndarray) -> np.ndarray:
         """A mask of the fingerprints in the set."""
@@ -194,6 +221,18 @@ class SeenSet:
             if (name.endswith(_SUFFIX) or name.endswith(_SUFFIX + ".tmp")) and name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self._path(name))
+
+
+def _bloom_of(runs: list[np.ndarray], capacity: int) -> BlockedBloom:
+    bloom = BlockedBloom(capacity)
+    _fill(bloom, runs)
+    return bloom
+
+
+def _fill(bloom: BlockedBloom, runs: list[np.ndarray]) -> None:
+    for run in runs:
+        for start in range(0, len(run), MERGE_CHUNK):
+            bloom.add(np.asarray(run[start:start + MERGE_CHUNK]))
 
 
 class BlockedBloom:

@@ -29,8 +29,10 @@ def fingerprints(values: list[int]) -> np.ndarray:
 # -- the seen-set ---------------------------------------------------------------------
 
 
-def test_the_seen_set_is_exact_through_merges_persists_and_reopens(tmp_path, monkeypatch):
+@pytest.mark.parametrize("small", [1 << 22, 0], ids=["bloom-at-once", "bloom-in-a-thread"])
+def test_the_seen_set_is_exact_through_merges_persists_and_reopens(tmp_path, monkeypatch, small):
     monkeypatch.setattr(scraper.seen, "MERGE_CHUNK", 64)  # merges of many chunks
+    monkeypatch.setattr(scraper.seen, "SMALL", small)
     rng = np.random.default_rng(7)
     values = rng.integers(0, 2**64 - 1, size=20_000, dtype=np.uint64)
     seen = SeenSet(str(tmp_path))

@@ -70,3 +70,17 @@ def test_a_host_that_answers_429_gets_no_request_before_its_retry_after(serve, b
     # --per-host 1: the next request can only start once the 429 was seen, and then not before 2 s.
     assert log[first_429 + 1].at - log[first_429].at >= 2.0
     assert [request.path for request in log].count("/2") == 2
+
+
+@pytest.mark.parametrize("delay", [0.01, 0.06])
+def test_a_delay_is_met_within_a_few_ms_not_rounded_up_to_a_tick(serve, backend, delay):
+    """--delay D: requests to one host start D apart (from the end of the one before),
+    not at the next turn of a 50 ms loop (0.06 gave 105 ms, 0.01 gave 55 ms)."""
+    html_site = {"/": html(*(f"/p{n}" for n in range(16)))} | {f"/p{n}": html() for n in range(16)}
+    server = serve(site=html_site)
+    records = run(server, backend, "/", depth=1, delay=delay, ignore_robots=True)
+    assert len(records) == 17
+    times = sorted(request.at for request in server.requests)
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    median = gaps[len(gaps) // 2]
+    assert delay * 0.9 <= median <= delay + 0.03, [round(gap, 3) for gap in gaps]
