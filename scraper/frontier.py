@@ -35,6 +35,7 @@ levels: the last pages of a level run alone.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import re
 from collections import Counter, defaultdict
@@ -59,6 +60,7 @@ MAX_REDIRECTS = 10  # hops a page may take (each one is checked like a link)
 HOST_WINDOW = 256  # tasks of one host read into memory at a time (at least one chunk)
 WINDOW = 20_000  # tasks in memory in all, beyond which hosts wait for their turn
 HELD_BATCH = 64  # held pages released per step (the rest at the next steps)
+HOSTS_PER_FILL = 64  # hosts looked at per refill of the window
 
 # Why a URL was not scheduled (the summary counts them).
 SKIP_DUPLICATE = "duplicate"
@@ -381,16 +383,22 @@ class Frontier:
             self.offer_links(links, page.depth, page.parent or None, page.parent_id)
 
     def _fill_window(self) -> None:
-        """Read chunks of the hosts that run short, while the window has room."""
+        """Read chunks of the hosts that run short, while the window has room.
+
+        A few hosts a call, in turn (the first ones go to the back), so that a
+        crawl of many hosts does not look at each of them on every call."""
         if not self._stocked or self._in_window >= WINDOW:
             return
         level = self.current_level()
         deepest = self.max_depth if level is None else level + 1
-        for host in list(self._stocked):
+        for host in list(itertools.islice(self._stocked, HOSTS_PER_FILL)):
             if self._in_window >= WINDOW:
                 break
             if self._waiting(host) < HOST_WINDOW // 2:
                 self._load(host, deepest)
+            if host in self._stocked:
+                del self._stocked[host]
+                self._stocked[host] = None
 
     def _waiting(self, host: str) -> int:
         """Tasks of `host` in the window: waiting for its slot or for robots.txt."""

@@ -8,6 +8,8 @@ beside the output (`OUT.frontier/`). It holds:
   host, lowest depth then oldest first, into the frontier's in-memory window.
 - `held`: links of pages two levels ahead, kept whole until the level before
   them is done (then their depths are exact: see Frontier).
+- `hosts`: every host that had a chunk, so that a resume starts without a
+  scan of the chunks.
 - `done`: the ids of finished pages whose chunk still has pages waiting.
 - `meta`: the id counter, the open pages per depth, the seen-set's runs, and
   `journal_offset`: how much of the output the store accounts for.
@@ -42,6 +44,7 @@ CREATE TABLE chunks (
     seq INTEGER PRIMARY KEY, host TEXT NOT NULL, depth INTEGER NOT NULL,
     parent TEXT, links TEXT NOT NULL, wire TEXT);
 CREATE INDEX chunks_by_host ON chunks (host, depth, seq);
+CREATE TABLE hosts (host TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE held (
     depth INTEGER NOT NULL, parent_id INTEGER NOT NULL, parent TEXT NOT NULL, links TEXT NOT NULL,
     fingerprints BLOB NOT NULL, hosts TEXT NOT NULL, host_index BLOB NOT NULL, wire TEXT,
@@ -127,6 +130,7 @@ class Store:
         wire = json.dumps(chunk.wire) if chunk.wire else None
         row = (chunk.seq, chunk.host, chunk.depth, chunk.parent, "\n".join(chunk.urls), wire)
         self.db.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", row)
+        self.db.execute("INSERT OR IGNORE INTO hosts VALUES (?)", (chunk.host,))
 
     def chunks(self, host: str, after: tuple[int, int], max_depth: int, limit: int) -> list[Chunk]:
         """The next chunks of `host` after (depth, seq) `after`, up to depth `max_depth`."""
@@ -139,7 +143,8 @@ class Store:
                 for depth, seq, parent, links, wire in rows]  # fmt: skip
 
     def hosts_waiting(self) -> list[str]:
-        return [host for (host,) in self.db.execute("SELECT DISTINCT host FROM chunks")]
+        """The hosts that had pages waiting (a resume reads one row per host, not per page)."""
+        return [host for (host,) in self.db.execute("SELECT host FROM hosts")]
 
     def done_in(self, seq: int, size: int) -> set[int]:
         """Ids of a chunk's pages that are done."""
