@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from collections import Counter, deque
 
 import numpy as np
@@ -217,15 +218,21 @@ def test_sigkill_at_random_points_and_resume_write_every_page_once(
     if backend.name == "redis":
         args += ("--crawl-id", f"kill-{os.getpid()}-{random.randrange(10**6)}")
     rng = random.Random(20)
-    for _ in range(10):
+    for cycle in range(10):
         cli = start_cli(*args)
         target = line_count(out) + rng.randint(1, 25)
         assert wait_until(lambda: line_count(out) >= target or cli.popen.poll() is not None, 60)  # noqa: B023
         if cli.popen.poll() is not None:
             break  # finished before this kill
-        cli.signal_group(signal.SIGKILL)  # no chance to flush or commit
+        if cycle % 2:  # the main process only: its workers must leave on their own
+            os.kill(cli.pid, signal.SIGKILL)
+            assert wait_until(lambda: not [p for p in cli.processes() if p != cli.pid], 15)  # noqa: B023
+        else:  # the whole group: a power cut
+            cli.signal_group(signal.SIGKILL)
         cli.popen.wait(10)
         assert (cli_cwd / ("out.jsonl" + STORE_SUFFIX)).is_dir()  # the frontier, beside its output
+        if backend.name == "redis":
+            time.sleep(3.5)  # the dead coordinator's lock expires: a --resume before is refused
     result = run_cli(*args, timeout=120)
     assert result.rc == 0, result
     assert_exactly_once(read_jsonl(out), want)
@@ -241,13 +248,15 @@ def assert_exactly_once(records: list[dict], want: set[str]) -> None:
 @pytest.mark.timeout(120)
 def test_resume_from_the_store_does_not_read_the_output_before_its_last_commit(
         serve, expected, write_seeds, start_cli, run_cli, cli_cwd):  # fmt: skip
-    server = serve(pages=300, delay=0.02)
-    seed = server.url("/")
-    seeds = write_seeds(seed)
+    server = serve(pages=300, delay=0.05)
+    seeds = write_seeds(server.url("/"))
     out = cli_cwd / "out.jsonl"
-    args = (seeds, "-o", out, "--depth", "10", "-w", "2", "--resume")
+    args = (seeds, "-o", out, "--depth", "10", "-w", "2", "--per-host", "2", "--resume")  # 7 s or more
     cli = start_cli(*args)
-    assert wait_until(lambda: line_count(out) >= 80 or cli.popen.poll() is not None, 60)
+    store = cli_cwd / ("out.jsonl" + STORE_SUFFIX)
+    # killed once the store has committed past the first records (it commits once a second)
+    committed = lambda: (resumable_offset(str(store), 1 << 40) or 0) > 2000  # noqa: E731
+    assert wait_until(lambda: committed() or cli.popen.poll() is not None, 60)
     assert cli.popen.poll() is None
     cli.signal_group(signal.SIGKILL)
     cli.popen.wait(10)
