@@ -110,7 +110,7 @@ class Crawl:
         self._resume()
         self.scheduler.add_seeds(self.seeds)
         while not self.scheduler.finished() and not self._stop_expired():
-            self.pool.scale(self.scheduler.threads.threads)  # first: the threads start as tasks arrive
+            self.pool.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
             for task in self.scheduler.fill(self.pool.capacity()):
                 self.pool.tasks.put(task)
             yield from self._collect(self.pool.results.receive(self._wait()))

@@ -233,6 +233,11 @@ class Scheduler:
         again = self.in_flight[task.id] = replace(task, attempt=task.attempt + 1)
         return again
 
+    @property
+    def fetch_threads(self) -> int:
+        """Fetch threads each worker process should run now (FetchThreads' estimate)."""
+        return self.threads.threads
+
     def next_start(self) -> float | None:
         """When a task that waits for its host's turn may start (a time, maybe past)."""
         return None if self.stopping else self.frontier.next_start()
