@@ -516,4 +516,4 @@ def test_a_worker_of_another_version_is_refused(redis_server, run_cli) -> None:
     client.set(keys.state, "running")
     result = run_cli("worker", redis_server.url, "-w", "1", timeout=20)
     assert result.rc == 2, result
-    assert "message of version 99; this scraper speaks version 1" in result.stderr
+    assert f"message of version 99; this scraper speaks version {wire.VERSION}" in result.stderr
