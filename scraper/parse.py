@@ -301,8 +301,14 @@ def parse_sitemap(body: bytes) -> dict[str, list[str]]:
     if root is None:
         raise ValueError("not a sitemap: no XML element")
     kind = "sitemaps" if lxml.etree.QName(root).localname == "sitemapindex" else "urls"
+    # Only <url>/<loc> (or <sitemap>/<loc>) in the sitemap's own namespace names a
+    # page (or a sitemap), as Scrapy reads them: <image:loc> and the other
+    # extensions, and xhtml:link alternates, are not pages.
+    namespace = lxml.etree.QName(root).namespace
+    ns = f"{{{namespace}}}" if namespace else ""
+    entry = "sitemap" if kind == "sitemaps" else "url"
     locs = []
-    for loc in root.iter("{*}loc"):
+    for loc in root.iterfind(f"{ns}{entry}/{ns}loc"):
         value = collapse(loc.text)
         if value:
             locs.append(value)

@@ -35,3 +35,37 @@ def test_a_warc_request_record_starts_with_a_whole_request_line(tmp_path: Path):
     block = request[request.index(b"\r\n\r\n") + 4:]
     # RFC 9112 3: request-line = method SP request-target SP HTTP-version CRLF
     assert block.startswith(b"GET /3/index.html?x=1 HTTP/1.1\r\nHost: a.test\r\n"), block[:80]
+
+
+# -- 2. only <url>/<loc> and <sitemap>/<loc> name pages and sitemaps ---------------------------
+
+URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+        xmlns:image="http://www.google.com/schemas/sitemap-image/1.1"
+        xmlns:video="http://www.google.com/schemas/sitemap-video/1.1"
+        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"
+        xmlns:xhtml="http://www.w3.org/1999/xhtml">
+  <url>
+    <loc>https://a.test/page.html</loc>
+    <xhtml:link rel="alternate" hreflang="de" href="https://a.test/de/page.html"/>
+    <image:image><image:loc>https://a.test/photo.jpg</image:loc></image:image>
+    <video:video><video:content_loc>https://a.test/v.mp4</video:content_loc>
+      <video:player_loc>https://a.test/player</video:player_loc></video:video>
+    <news:news><news:publication><news:name>A</news:name></news:publication></news:news>
+  </url>
+  <url><loc> https://a.test/second.html </loc></url>
+</urlset>"""
+
+INDEX = b"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+              xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">
+  <sitemap><loc>https://a.test/s1.xml</loc><image:loc>https://a.test/not-a-sitemap.jpg</image:loc></sitemap>
+</sitemapindex>"""
+
+
+def test_sitemap_extensions_and_alternates_are_not_pages():
+    from scraper.parse import parse_sitemap
+
+    assert parse_sitemap(URLSET) == {"urls": ["https://a.test/page.html", "https://a.test/second.html"],
+                                     "sitemaps": []}
+    assert parse_sitemap(INDEX) == {"urls": [], "sitemaps": ["https://a.test/s1.xml"]}
