@@ -145,8 +145,9 @@ class CrawlConfig:
     ignore_robots: bool = option(False, "--ignore-robots", kind=FLAG, help="do not fetch or obey robots.txt")
     select: tuple[tuple[str, str], ...] = option(
         (), "--select", kind=SELECTS, metavar="NAME=SELECTOR",
-        help="extra field, a list of strings (repeatable, one NAME each): the text of what a CSS "
-             "selector matches, CSS with ::text or ::attr(NAME) as in parsel, or xpath:EXPR")
+        help="extra field, a list of strings (repeatable, one NAME each): the whitespace-collapsed text "
+             "of what a CSS selector matches; CSS with ::text or ::attr(NAME), or xpath:EXPR, give "
+             "exactly the strings of parsel's getall()")
     resume: bool = option(
         False, "--resume", kind=FLAG,
         help="continue an interrupted crawl from its output file (-o): fetch only what is missing")

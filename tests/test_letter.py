@@ -69,3 +69,53 @@ def test_sitemap_extensions_and_alternates_are_not_pages():
     assert parse_sitemap(URLSET) == {"urls": ["https://a.test/page.html", "https://a.test/second.html"],
                                      "sitemaps": []}
     assert parse_sitemap(INDEX) == {"urls": [], "sitemaps": ["https://a.test/s1.xml"]}
+
+
+# -- 3. ::text, ::attr() and xpath: give exactly parsel's strings ----------------------------
+
+PARSEL_PAGE = """<!DOCTYPE html>
+<html lang="en"><head>
+  <title>
+    A   title  &amp; more
+  </title>
+  <meta name="description" content="  spaced
+     out  ">
+</head><body>
+  <p class="intro">First <i>inner</i>   second
+  </p>
+  <p> </p><p>\u00a0nbsp\u00a0</p>
+  <div><p>in a div<!-- a comment --> after</p><span> s </span></div>
+  <ul><li class=" a  b "><a href=" /one "> One </a></li><li><a href="two.html">Two</a></li></ul>
+  <img src="
+   /img.png"><svg><text>svg text</text></svg>
+  <table><tr><td>cell</td></tr></table>
+</body></html>"""
+
+PARSEL_SELECTORS = [
+    "p::text", "title::text", "meta::attr(content)", "a::attr(href)", "img::attr(src)", "li::attr(class)",
+    "li a::text", "div > p::text", "div *::text", "*::text", "p.intro::text", 'a::attr("href")',
+    "xpath://h1", "xpath://p", "xpath://div/node()", "xpath://a/@href", "xpath://title/text()",
+    "xpath:count(//a)", "xpath:count(//nothing)", "xpath:boolean(//a)", "xpath:boolean(//h1)",
+    "xpath:string(//title)", "xpath:normalize-space(//title)", "xpath://comment()", "xpath:1 div 3",
+]
+
+
+@pytest.mark.parametrize("selector", PARSEL_SELECTORS)
+def test_pseudo_elements_and_xpath_give_parsels_strings(selector: str):
+    from parsel import Selector
+
+    from scraper.parse import compile_select, parse_page
+
+    parsel = Selector(text=PARSEL_PAGE)
+    found = parsel.xpath(selector[6:]) if selector.startswith("xpath:") else parsel.css(selector)
+    theirs = found.getall()
+    page = parse_page(PARSEL_PAGE.encode(), "text/html; charset=utf-8", "http://a.test/",
+                      {"f": compile_select(selector)})  # fmt: skip
+    assert page.fields["f"] == theirs
+
+
+def test_plain_css_still_gives_each_elements_collapsed_text():
+    from scraper.parse import compile_select, parse_page
+
+    page = parse_page(PARSEL_PAGE.encode(), "text/html", "http://a.test/", {"f": compile_select("p")})
+    assert page.fields["f"] == ["First inner second", "", "nbsp", "in a div after"]
