@@ -128,7 +128,10 @@ class CrawlConfig:
         help="largest body read, decompressed (default: %(default)s, 10 MiB)")
     user_agent: str = option(
         DEFAULT_USER_AGENT, "--user-agent", kind=TEXT, metavar="UA",
-        help="User-Agent header (default: %(default)s)")
+        help="User-Agent header; robots.txt groups are matched with its product token: the leading "
+             "name ('FooBot/2.1 (+url)': foobot), or in a Mozilla-compatible agent the name after "
+             "'compatible;' ('Mozilla/5.0 (compatible; ExampleBot/0.1; url)': examplebot) "
+             "(default: %(default)s)")
     header: tuple[tuple[str, str], ...] = option(
         (), "-H", "--header", kind=HEADERS, metavar="'Name: value'", secret=True,
         help="extra request header (repeatable); Authorization and Cookie go to the seeds' origins only")

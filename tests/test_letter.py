@@ -119,3 +119,30 @@ def test_plain_css_still_gives_each_elements_collapsed_text():
 
     page = parse_page(PARSEL_PAGE.encode(), "text/html", "http://a.test/", {"f": compile_select("p")})
     assert page.fields["f"] == ["First inner second", "", "nbsp", "in a div after"]
+
+
+# -- 4. the product token of a Mozilla-compatible agent (RFC 9309 2.2.1's own example) -------
+
+RFC_EXAMPLE_AGENT = "Mozilla/5.0 (compatible; ExampleBot/0.1; https://www.example.com/bot.html)"
+
+
+@pytest.mark.parametrize(("agent", "token"), [
+    (RFC_EXAMPLE_AGENT, "examplebot"),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "googlebot"),
+    ("FooBot/2.1 (+http://x)", "foobot"),
+    ("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", "mozilla"),  # not a compatible crawler
+])  # fmt: skip
+def test_the_product_token_is_the_crawlers_name(agent: str, token: str):
+    from scraper.robots import RobotsRules, product_token
+
+    assert product_token(agent) == token
+    rules = RobotsRules.parse(b"User-agent: *\nAllow: /\n\nUser-agent: ExampleBot\nDisallow: /private\n",
+                              product_token(RFC_EXAMPLE_AGENT))
+    assert not rules.allowed("http://a.test/private/x")
+
+
+def test_help_says_how_the_product_token_is_found(capsys: pytest.CaptureFixture[str]):
+    from scraper.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "compatible;" in text and "examplebot" in text
