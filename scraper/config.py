@@ -82,7 +82,7 @@ class CrawlConfig:
         help=f"JSONL output, appended to; '-' for standard output (default: {DEFAULT_OUTPUT})")
     overwrite_output: str | None = option(
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
-        help="JSONL output, truncated first")
+        help="JSONL output, emptied once the crawl has started (a usage error leaves it as it was)")
     workers: int = option(
         Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
         help="fetcher processes (or threads; with --backend redis, local workers, 0 for remote only) "

@@ -87,6 +87,8 @@ class Crawl:
         self.aggregator = Aggregator(self.stats, journal)
         try:
             self.pool.start()
+            if journal is not None:
+                journal.start()  # -O empties its file only now (issue 22)
         except BaseException:
             self.close()
             raise

@@ -146,3 +146,19 @@ def test_help_says_how_the_product_token_is_found(capsys: pytest.CaptureFixture[
 
     text = " ".join(build_parser().format_help().split())
     assert "compatible;" in text and "examplebot" in text
+
+
+# -- 7. -O empties its file only once the crawl has started --------------------------------------
+
+
+def test_overwrite_output_is_left_as_it_was_when_the_start_fails(run_cli, write_seeds, small_site, cli_cwd):
+    kept = cli_cwd / "keep.jsonl"
+    old = "".join(f'{{"url": "http://old.test/{n}"}}\n' for n in range(297))
+    kept.write_text(old)
+    seeds = write_seeds(small_site.url("/"))
+    unreachable = "redis://127.0.0.1:1/0"
+    refused = run_cli(seeds, "-O", kept.name, "--backend", "redis", "--redis", unreachable, "-w", "0")
+    assert refused.rc == 2 and "Redis" in refused.stderr, refused
+    assert kept.read_text() == old, "a crawl that did not start must not empty -O's file"
+    started = run_cli(seeds, "-O", kept.name, "--backend", "thread", "-q")
+    assert started.rc == 0 and [r["url"] for r in started.records] == [small_site.url("/")]
