@@ -162,3 +162,61 @@ def test_overwrite_output_is_left_as_it_was_when_the_start_fails(run_cli, write_
     assert kept.read_text() == old, "a crawl that did not start must not empty -O's file"
     started = run_cli(seeds, "-O", kept.name, "--backend", "thread", "-q")
     assert started.rc == 0 and [r["url"] for r in started.records] == [small_site.url("/")]
+
+
+# -- 8. a usage error is one line, then "see scraper --help"; no abbreviations ------------------
+# -- 9. options that do nothing together are refused ---------------------------------------------
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The whole stderr of `scraper ARGV`, which must be one error line and exit 2."""
+    from scraper import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("scraper: error: "), stderr
+    assert stderr.rstrip().endswith("see scraper --help"), stderr
+    return stderr
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--select", "h1"], "NAME=CSS"),
+    (["-O", "SEEDS"], "is the seed file"),
+    (["--allow", "[z-a"], "bad regular expression"),
+    (["-w", "0"], "--workers"),
+    (["--dept", "3"], "unrecognized arguments: --dept"),  # not --depth: no abbreviations
+    ([], "SEEDS"),
+])  # fmt: skip
+def test_a_usage_error_is_one_line(capsys, tmp_path: Path, argv: list[str], words: str):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("http://127.0.0.1:9/\n")
+    argv = [str(seeds) if arg == "SEEDS" else arg for arg in argv]
+    assert words in usage_error(capsys, *([str(seeds)] if argv else []), *argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--compare", "--backend", "redis"],
+    ["--redis", "redis://127.0.0.1:1/0"],
+    ["--crawl-id", "default"],
+    ["--crawl-id=x", "--backend", "process"],
+    ["-q", "-v"],
+    ["--backend", "thread", "--start-method", "spawn"],
+])  # fmt: skip
+def test_options_that_do_nothing_are_refused(capsys, tmp_path: Path, argv: list[str]):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("http://127.0.0.1:9/\n")
+    usage_error(capsys, str(seeds), *argv, "-O", str(tmp_path / "out.jsonl"))
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_options_that_do_something_together_are_still_accepted():
+    from scraper.cli import build_parser, given_options, refuse_contradictions
+
+    for argv in (["s.txt", "--backend", "redis", "--redis", "redis://h", "--crawl-id", "x"],
+                 ["s.txt", "--compare", "--start-method", "spawn"], ["s.txt", "-v", "-v"]):
+        args = build_parser().parse_args(argv)
+        args.given = given_options(argv)
+        refuse_contradictions(build_parser(), args)  # no SystemExit
