@@ -9,7 +9,9 @@ Each test names its point of the issue.
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,3 +222,39 @@ def test_options_that_do_something_together_are_still_accepted():
         args = build_parser().parse_args(argv)
         args.given = given_options(argv)
         refuse_contradictions(build_parser(), args)  # no SystemExit
+
+
+# -- 5. a deadline in the headers: no urllib3 traceback, the phase `headers` --------------------
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+
+
+def fetch_logged(caplog: pytest.LogCaptureFixture, prefix: bytes, filler: bytes) -> tuple[Any, list[Any]]:
+    """download() from a TrickleServer (`prefix`, then `filler` every 0.3 s), a 1 s deadline;
+    the result and every log record of the fetch."""
+    from hostile_server import TrickleServer
+
+    from scraper.download import Limits, download
+    from scraper.session import new_session
+
+    caplog.set_level(logging.DEBUG)
+    with TrickleServer(prefix=prefix, filler=filler) as server, new_session("t/1") as session:
+        limits = Limits(timeout=1.0, max_bytes=1000, retries=0)
+        result = download(session, f"http://127.0.0.1:{server.port}/", limits, sleep=lambda seconds: None)
+    return result, [r for r in caplog.records if r.name.startswith(("urllib3", "scraper"))]
+
+
+def test_a_deadline_that_cuts_a_header_name_is_timeout_headers_and_says_nothing_more(caplog):
+    # cut inside "X-Slowaaa...": a header line without a colon, which urllib3 cannot parse
+    result, logged = fetch_logged(caplog, HEAD + b"X-Slow", b"a")
+    assert result.error == "timeout: headers"
+    assert [(r.levelname, r.getMessage()) for r in logged if r.levelno >= logging.INFO] == []
+    assert not any(r.exc_info for r in logged), "no traceback"
+
+
+def test_headers_urllib3_cannot_parse_are_one_verbose_line(caplog):
+    result, logged = fetch_logged(caplog, HEAD + b"Content-Length: 2\r\nNo colon here\r\n\r\nhi", b"")
+    assert (result.error, result.body) == (None, b"hi")
+    lines = [(r.levelname, r.getMessage()) for r in logged if r.levelno >= logging.INFO]
+    assert len(lines) == 1 and lines[0][0] == "INFO" and "headers" in lines[0][1], lines
+    assert not any(r.exc_info for r in logged), "no traceback"
