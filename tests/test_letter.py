@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,23 @@ def test_headers_urllib3_cannot_parse_are_one_verbose_line(caplog):
     lines = [(r.levelname, r.getMessage()) for r in logged if r.levelno >= logging.INFO]
     assert len(lines) == 1 and lines[0][0] == "INFO" and "headers" in lines[0][1], lines
     assert not any(r.exc_info for r in logged), "no traceback"
+
+
+# -- 10. --compare with nothing crawled names the cause -------------------------------------------
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_compare_with_the_server_down_names_the_cause(run_cli, write_seeds):
+    port = closed_port()
+    seeds = write_seeds(f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/a")
+    done = run_cli(seeds, "--compare", "-w", "2", "-o", "out.jsonl", "--retries", "0", timeout=90)
+    assert done.rc == 0 and "Traceback" not in done.stderr, done
+    assert "No conclusion: nothing was crawled" in done.stdout, done.stdout
+    assert f"127.0.0.1:{port}/robots.txt did not answer" in done.stdout, done.stdout
+    assert "pages failed" not in done.stdout and "0 of 0" not in done.stdout, done.stdout
