@@ -137,7 +137,8 @@ class CrawlConfig:
         help="extra request header (repeatable); Authorization and Cookie go to the seeds' origins only")
     cookie: tuple[tuple[str, str], ...] = option(
         (), "--cookie", kind=COOKIES, metavar="name=value", secret=True,
-        help="cookie sent to the seeds' hosts (repeatable)")
+        help="cookie sent to the seeds' hosts: the same host name on any port and scheme, not its "
+             "subdomains (a host-only cookie, RFC 6265) (repeatable)")
     cookies: str | None = option(
         None, "--cookies", kind=COOKIE_FILE, metavar="FILE",
         help="cookies of a Netscape cookies.txt file (as wget --load-cookies, curl -b)")

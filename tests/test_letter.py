@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,42 @@ def test_compare_with_the_server_down_names_the_cause(run_cli, write_seeds):
     assert "No conclusion: nothing was crawled" in done.stdout, done.stdout
     assert f"127.0.0.1:{port}/robots.txt did not answer" in done.stdout, done.stdout
     assert "pages failed" not in done.stdout and "0 of 0" not in done.stdout, done.stdout
+
+
+# -- 11. --cookie goes to the seeds' hosts (any port and scheme, not subdomains), said one way ------
+
+
+@pytest.mark.parametrize(("url", "sent"), [
+    ("http://a.test:8000/page", True),   # the seed itself
+    ("http://a.test:9000/other", True),  # the seed's host on another port
+    ("https://a.test/secure", True),     # and another scheme
+    ("http://www.a.test:8000/", False),  # not a subdomain
+    ("http://b.test:8000/", False),      # nor another host
+])  # fmt: skip
+def test_cookie_goes_to_the_seeds_hosts_on_any_port(url: str, sent: bool):
+    import responses
+
+    from scraper.config import CrawlConfig
+    from scraper.crawl import worker_spec
+    from scraper.session import new_session
+
+    spec = worker_spec(CrawlConfig(cookie=["sid=42"]), ["http://a.test:8000/"])
+    with responses.RequestsMock() as mock, new_session("t/1", cookies=spec.cookies) as session:
+        mock.get(url, body="ok")
+        session.get(url)
+        assert (mock.calls[0].request.headers.get("Cookie") == "sid=42") is sent
+
+
+def test_the_docs_and_help_give_one_rule_for_cookie():
+    from scraper.cli import build_parser
+
+    help_text = " ".join(build_parser().format_help().split())
+    start, end = help_text.index("--cookie name=value cookie"), help_text.index("--cookies FILE cookies")
+    cookie_help = help_text[start:end]
+    assert "seeds' hosts" in cookie_help and "any port" in cookie_help and "subdomains" in cookie_help
+    for doc in ("README.md", "docs/crawling.md"):
+        text = " ".join((ROOT / doc).read_text().split())
+        mentions = [m.start() for m in re.finditer(r"`--cookie( name=value)?`", text)]
+        assert mentions, doc
+        for at in mentions:  # each mention says where the cookie goes, and the same thing
+            assert "seeds' hosts" in text[at:at + 60], (doc, text[at:at + 60])
