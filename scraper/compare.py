@@ -2,7 +2,7 @@
 
 It measures wall and CPU time, checks that every run got the same pages,
 prints a table, explains the result in a sentence or two, and draws a chart
-(when matplotlib is installed: `pip install 'scraper[plot]'`).
+(when matplotlib is installed: the `plot` extra, or `pip install matplotlib`).
 """
 
 from __future__ import annotations

@@ -319,3 +319,29 @@ def test_the_docs_and_help_give_one_rule_for_cookie():
         assert mentions, doc
         for at in mentions:  # each mention says where the cookie goes, and the same thing
             assert "seeds' hosts" in text[at:at + 60], (doc, text[at:at + 60])
+
+
+# -- 12. a distribution name of its own, and install lines that work as written ---------------------
+
+INSTALL_DOCS = ("README.md", "docs/scaling.md", "docs/crawling.md", "docs/design.md", "docs/performance.md",
+                "benchmarks/README.md")  # fmt: skip
+
+
+def test_the_distribution_is_not_pypis_scraper_and_every_install_line_names_what_installs():
+    from scraper import __version__
+    from scraper.demo import CHART_HINT
+
+    [name] = re.findall(r'(?m)^name = "([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert name == "scraper-jsonl"  # "scraper" on PyPI is an unrelated 2012 project
+    wheel = f"./{name.replace('-', '_')}-{__version__}-py3-none-any.whl"
+    lines = 0
+    for doc in INSTALL_DOCS:
+        for line in (ROOT / doc).read_text().splitlines():
+            for command in re.findall(r"pip install ([^`#&\n]*)", line):
+                lines += 1
+                # the clone (editable) or the wheel built from it: no name that PyPI gives another project
+                for target in (word.strip("'\"") for word in command.split() if not word.startswith("-")):
+                    assert target.startswith("."), (doc, line)
+                    assert "whl" not in target or target.startswith(wheel), (doc, line)
+    assert lines >= 5
+    assert "scraper[" not in CHART_HINT
