@@ -345,3 +345,30 @@ def test_the_distribution_is_not_pypis_scraper_and_every_install_line_names_what
                     assert "whl" not in target or target.startswith(wheel), (doc, line)
     assert lines >= 5
     assert "scraper[" not in CHART_HINT
+
+
+# -- 13. README's demo tables are the real output's; help speaks to users ------------------------
+
+
+def test_readmes_comparison_tables_have_the_real_columns():
+    from scraper.compare import HEADER
+
+    text = (ROOT / "README.md").read_text()
+    tables = re.findall(r"(?m)^(run +backend .*)\n(-[- ]+)\n((?:[^`\n].*\n)+)", text)
+    assert len(tables) == 2, "the demo's two tables"
+    for header, dashes, rows in tables:
+        assert re.split(r"\s{2,}", header.strip()) == list(HEADER)
+        assert len(dashes.split()) == len(HEADER)
+        for row in rows.splitlines():
+            assert len(re.split(r"\s{2,}", row.strip())) == len(HEADER), row
+
+
+@pytest.mark.parametrize("command", [[], ["worker"], ["status"]])
+def test_help_speaks_to_users(capsys, command: list[str]):
+    from scraper import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    text = capsys.readouterr().out
+    assert text.startswith("usage: scraper")
+    assert not re.search(r"\bSPEC\b|\bissue \d", text), text
