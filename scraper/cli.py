@@ -27,7 +27,7 @@ from .seeds import parse_seeds, problem_lines, seed_lines
 
 log = logging.getLogger("scraper")
 
-# -o and -O: one output, appended to or truncated first (SPEC 3)
+# -o and -O: one output, appended to or emptied once the crawl has started (SPEC 3)
 EXCLUSIVE_OUTPUTS = ("output", "overwrite_output")
 
 EPILOG = """\
