@@ -41,7 +41,8 @@ examples:
 exit status:
   0    the crawl completed (pages that failed are records with an error)
   1    the crawl failed (e.g. the output could not be written: disk full)
-  2    usage error: bad option value, unreadable seed file, no valid seed
+  2    usage error (one line): bad or unknown option, options that do nothing together,
+       unreadable seed file, no valid seed
   130  interrupted (Ctrl-C, SIGINT)
   141  the reader of -o - closed the pipe early (e.g. | head)
   143  terminated (SIGTERM)
