@@ -22,12 +22,12 @@ from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers
 from .crawl import Crawl
 from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError, configure_logging
 from .journal import STDOUT, OutputError
-from .options import OPTION, POSITIVE_INT, Option, SettingError
+from .options import OPTION, POSITIVE_INT, Option, SettingError, UsageParser
 from .seeds import parse_seeds, problem_lines, seed_lines
 
 log = logging.getLogger("scraper")
 
-# -o and -O: one output, appended to or truncated first (SPEC 3)
+# -o and -O: one output, appended to or emptied once the crawl has started (SPEC 3)
 EXCLUSIVE_OUTPUTS = ("output", "overwrite_output")
 
 EPILOG = """\
@@ -41,7 +41,8 @@ examples:
 exit status:
   0    the crawl completed (pages that failed are records with an error)
   1    the crawl failed (e.g. the output could not be written: disk full)
-  2    usage error: bad option value, unreadable seed file, no valid seed
+  2    usage error (one line): bad or unknown option, options that do nothing together,
+       unreadable seed file, no valid seed
   130  interrupted (Ctrl-C, SIGINT)
   141  the reader of -o - closed the pipe early (e.g. | head)
   143  terminated (SIGTERM)
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return remote_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.given = given_options(argv)
     refuse_contradictions(parser, args)
     _setup_logging(args.verbose - args.quiet)
     try:
@@ -117,7 +119,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one option per CrawlConfig field (declared there), then the modes."""
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="scraper",
         description="Crawl the URLs of a seed file in parallel and write one JSON record per page.",
         epilog=EPILOG,
@@ -190,7 +192,23 @@ CONTRADICTIONS: tuple[tuple[Callable[[argparse.Namespace], bool], str], ...] = (
      "--resume continues one crawl: --compare and --demo run new ones"),
     (lambda a: (a.compare or a.demo) and "-" in (a.output, a.overwrite_output),
      "--compare and --demo write one output per run beside -o FILE: give them a file, not -"),
+    # Options that would do nothing together (issue 22): refused rather than ignored.
+    (lambda a: a.compare and a.backend == "redis",
+     "--compare runs serial, thread and process crawls on this machine: it takes no --backend redis"),
+    (lambda a: a.backend != "redis" and (a.redis is not None or "--crawl-id" in a.given),
+     "--redis and --crawl-id are for a distributed crawl: give them with --backend redis"),
+    (lambda a: a.quiet and a.verbose, "-q/--quiet and -v/--verbose ask for opposite things: give one"),
+    (lambda a: a.start_method is not None and a.backend == "thread" and not (a.compare or a.demo),
+     "--start-method starts worker processes: --backend thread has none"),
 )
+
+
+def given_options(argv: Sequence[str]) -> set[str]:
+    """The long options on the command line, given or not their default value
+    (`--crawl-id default` does nothing without --backend redis either).
+    Exact names: abbreviations are refused by the parser."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return {token.partition("=")[0] for token in options if token.startswith("--")}
 
 
 def refuse_contradictions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

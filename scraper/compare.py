@@ -2,7 +2,7 @@
 
 It measures wall and CPU time, checks that every run got the same pages,
 prints a table, explains the result in a sentence or two, and draws a chart
-(when matplotlib is installed: `pip install 'scraper[plot]'`).
+(when matplotlib is installed: the `plot` extra, or `pip install matplotlib`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .api import iter_crawl
 from .config import CrawlConfig
-from .stats import plural
+from .crawl import Crawl
+from .stats import CrawlStats, plural
 
 
 @dataclass
@@ -31,6 +31,7 @@ class RunResult:
     parse_ms: float = 0.0  # mean per page
     speedup: float = 1.0  # pages/s over the serial run's
     urls: set[str] = field(default_factory=set, repr=False)
+    cause: str | None = None  # why nothing was crawled, when nothing was
 
     @property
     def rate(self) -> float:
@@ -82,17 +83,31 @@ def measure(label: str, config: CrawlConfig, seeds: Sequence[str]) -> RunResult:
     result = RunResult(label, config.backend, config.workers)
     fetch = parse = 0.0
     cpu_before, started = cpu_seconds(), time.perf_counter()
-    for record in iter_crawl(seeds, config=config):
-        result.pages += 1
-        result.ok += record["ok"]
-        result.urls.add(record["url"])
-        fetch += record["elapsed_ms"]
-        parse += record["parse_ms"]
+    with Crawl(config, seeds) as crawl:  # not iter_crawl(): the stats say why nothing was crawled
+        for record in crawl.run():
+            result.pages += 1
+            result.ok += record["ok"]
+            result.urls.add(record["url"])
+            fetch += record["elapsed_ms"]
+            parse += record["parse_ms"]
     result.wall = time.perf_counter() - started
+    if not result.pages:
+        result.cause = nothing_crawled_because(crawl.stats)
     result.cpu = cpu_seconds() - cpu_before  # the workers were joined: their CPU is counted
     if result.pages:
         result.fetch_ms, result.parse_ms = fetch / result.pages, parse / result.pages
     return result
+
+
+def nothing_crawled_because(stats: CrawlStats) -> str:
+    """Why a crawl gave no record: the most common error (robots.txt that did not
+    answer is one), else what kept its pages from being scheduled."""
+    if stats.details:
+        return min(stats.details.items(), key=lambda item: (-item[1], item[0]))[0]
+    if stats.skipped:
+        skips = ", ".join(f"{why} {n}" for why, n in stats.skipped.most_common())
+        return f"no page was scheduled ({skips})"
+    return "no page was scheduled"
 
 
 def cpu_seconds() -> float:
@@ -157,7 +172,15 @@ def explain(results: Sequence[RunResult], cores: int | None = None) -> str:
 
 
 def why_no_conclusion(results: Sequence[RunResult]) -> str | None:
-    """Why these figures support no conclusion (failed runs, too little work), or None."""
+    """Why these figures support no conclusion (nothing crawled, failed runs, too little work), or None."""
+    empty = [r for r in results if not r.pages]
+    if empty:
+        causes = {r.cause or "no page was scheduled" for r in empty}
+        if len(empty) == len(results) and len(causes) == 1:
+            because = f"in any run: {causes.pop()}"
+        else:
+            because = "(" + "; ".join(f"{r.label}: {r.cause or 'no page was scheduled'}" for r in empty) + ")"
+        return f"No conclusion: nothing was crawled {because}. Fix that first, then compare again."
     failed = [r for r in results if r.errors > MAX_ERROR_SHARE * r.pages or not r.ok]
     if failed:
         runs = "; ".join(f"{r.label}: {r.errors} of {r.pages} pages failed" for r in failed)
@@ -175,7 +198,7 @@ def why_no_conclusion(results: Sequence[RunResult]) -> str | None:
 def report(results: Sequence[RunResult], title: str) -> str:
     """The table, then either a reading of it or why there is none."""
     reason = why_no_conclusion(results)
-    if reason is not None and "failed" in reason:
+    if reason is not None and ("failed" in reason or "nothing was crawled" in reason):
         return "\n".join([title, "", format_table(results), "", reason])
     reading = reason or explain(results)
     return "\n".join([title, "", format_table(results), "", same_pages(results), reading])
@@ -196,7 +219,7 @@ def plot(sections: Sequence[tuple[str, Sequence[RunResult]]], path: str) -> str 
         colours = ["#888888", "#4c72b0", "#dd8452"][: len(results)]
         bars = left.bar(labels, [r.speedup for r in results], color=colours)
         left.bar_label(bars, fmt="%.1fx")
-        left.set_ylim(0, max(r.speedup for r in results) * 1.18)
+        left.set_ylim(0, max([r.speedup for r in results] + [1.0]) * 1.18)  # 1.0: a run with no pages
         left.set_title(f"{title}: speed-up over serial")
         left.set_ylabel("pages/s relative to serial")
         right.bar(labels, [r.fetch_ms for r in results], label="fetch (wall ms)", color="#55a868")

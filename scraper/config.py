@@ -82,7 +82,7 @@ class CrawlConfig:
         help=f"JSONL output, appended to; '-' for standard output (default: {DEFAULT_OUTPUT})")
     overwrite_output: str | None = option(
         None, "-O", "--overwrite-output", kind=FILE_PATH, metavar="FILE",
-        help="JSONL output, truncated first")
+        help="JSONL output, emptied once the crawl has started (a usage error leaves it as it was)")
     workers: int = option(
         Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
         help="fetcher processes (or threads; with --backend redis, local workers, 0 for remote only) "
@@ -128,13 +128,17 @@ class CrawlConfig:
         help="largest body read, decompressed (default: %(default)s, 10 MiB)")
     user_agent: str = option(
         DEFAULT_USER_AGENT, "--user-agent", kind=TEXT, metavar="UA",
-        help="User-Agent header (default: %(default)s)")
+        help="User-Agent header; robots.txt groups are matched with its product token: the leading "
+             "name ('FooBot/2.1 (+url)': foobot), or in a Mozilla-compatible agent the name after "
+             "'compatible;' ('Mozilla/5.0 (compatible; ExampleBot/0.1; url)': examplebot) "
+             "(default: %(default)s)")
     header: tuple[tuple[str, str], ...] = option(
         (), "-H", "--header", kind=HEADERS, metavar="'Name: value'", secret=True,
         help="extra request header (repeatable); Authorization and Cookie go to the seeds' origins only")
     cookie: tuple[tuple[str, str], ...] = option(
         (), "--cookie", kind=COOKIES, metavar="name=value", secret=True,
-        help="cookie sent to the seeds' hosts (repeatable)")
+        help="cookie sent to the seeds' hosts: the same host name on any port and scheme, not its "
+             "subdomains (a host-only cookie, RFC 6265) (repeatable)")
     cookies: str | None = option(
         None, "--cookies", kind=COOKIE_FILE, metavar="FILE",
         help="cookies of a Netscape cookies.txt file (as wget --load-cookies, curl -b)")
@@ -145,8 +149,9 @@ class CrawlConfig:
     ignore_robots: bool = option(False, "--ignore-robots", kind=FLAG, help="do not fetch or obey robots.txt")
     select: tuple[tuple[str, str], ...] = option(
         (), "--select", kind=SELECTS, metavar="NAME=SELECTOR",
-        help="extra field, a list of strings (repeatable, one NAME each): the text of what a CSS "
-             "selector matches, CSS with ::text or ::attr(NAME) as in parsel, or xpath:EXPR")
+        help="extra field, a list of strings (repeatable, one NAME each): the whitespace-collapsed text "
+             "of what a CSS selector matches; CSS with ::text or ::attr(NAME), or xpath:EXPR, give "
+             "exactly the strings of parsel's getall()")
     resume: bool = option(
         False, "--resume", kind=FLAG,
         help="continue an interrupted crawl from its output file (-o): fetch only what is missing")

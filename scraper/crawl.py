@@ -94,6 +94,8 @@ class Crawl:
                                        queue_ahead=self._queue_ahead(), since=self.since,
                                        store=self.store)  # fmt: skip
             self.pool.start()
+            if journal is not None:
+                journal.start()  # -O empties its file only now (issue 22)
         except BaseException:
             self.close()
             raise

@@ -190,4 +190,4 @@ def run_demo(args: argparse.Namespace, config: CrawlConfig, workers: int | None)
     return 0
 
 
-CHART_HINT = "chart: not drawn (matplotlib is missing): pip install 'scraper[plot]'"
+CHART_HINT = "chart: not drawn (matplotlib is missing): pip install matplotlib"

@@ -46,7 +46,7 @@ class OutputError(ScraperError):
 
 
 class Journal:
-    """Appends (or, with overwrite, truncates first) a JSONL file, a pipe or a device.
+    """Appends to a JSONL file, a pipe or a device (with overwrite, once `start()` has emptied it).
 
     Lines go straight to the file descriptor (no buffer that a failed write
     would leave half-full); only a regular file is fsynced or repaired.
@@ -58,6 +58,14 @@ class Journal:
         self._fd = 1 if path == STDOUT else _open(path, overwrite)
         self.regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._last_sync = time.monotonic()
+        self._overwrite = overwrite
+
+    def start(self) -> None:
+        """The crawl has started: an overwritten output is emptied now, not when
+        opened, so that a failed start (a usage error, Redis refusing) leaves it as it was."""
+        if self._overwrite and self._regular:
+            os.ftruncate(self._fd, 0)
+        self._overwrite = False
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """Write a batch of complete lines; OutputError if it cannot be written.
@@ -111,7 +119,8 @@ def _open(path: str, overwrite: bool) -> int:
             os.makedirs(folder, exist_ok=True)
         if not overwrite and os.path.isfile(path):
             repair_tail(path)  # never glue a new record onto a torn one
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_APPEND)
+        # An overwritten file is emptied by start(); every write goes to its end.
+        flags = os.O_WRONLY | os.O_CREAT | (0 if overwrite else os.O_APPEND)
         return os.open(path, flags, 0o666)
     except OSError as exc:
         raise UsageError(f"cannot write the output {path!r}: {exc.strerror or exc}") from None

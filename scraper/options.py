@@ -9,12 +9,13 @@ given either way, so both paths refuse the same values with the same words.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from .callbacks import callback_ref, resolve_callback
@@ -23,6 +24,17 @@ from .errors import UsageError
 from .selects import is_xpath, selector_xpath, split_select
 
 OPTION = "option"  # the key of an Option in a dataclass field's metadata
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse as SPEC 3 wants a usage error: one line and exit 2 (no usage block),
+    and no abbreviated options (a typo such as --dept must not become --depth)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "allow_abbrev": False})
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 class SettingError(UsageError):

@@ -146,13 +146,39 @@ def parse_tree(text: str | bytes) -> Any:
         return None
 
 
-def compile_select(selector: str) -> lxml.etree.XPath:
+class Select:
+    """A compiled --select selector; called on a tree, its list of strings (selects.py).
+
+    Elements that plain CSS matches give their whitespace-collapsed text; every
+    other match gives what parsel's `getall()` gives for it."""
+
+    __slots__ = ("xpath", "markup")
+
+    def __init__(self, xpath: lxml.etree.XPath, markup: bool) -> None:
+        self.xpath = xpath
+        self.markup = markup  # xpath: an element is its HTML, as parsel serializes it
+
+    def __call__(self, tree: Any) -> list[str]:
+        found = self.xpath(tree)
+        if not isinstance(found, list):
+            return [_xpath_scalar(found)]
+        return [self._text(match) for match in found]
+
+    def _text(self, match: Any) -> str:
+        if isinstance(match, str):  # a text node or an attribute's value, as it is
+            return str(match)
+        if self.markup or not hasattr(match, "text_content"):
+            return str(lxml.etree.tostring(match, method="html", encoding="unicode", with_tail=False))
+        return collapse(match.text_content()) or ""
+
+
+def compile_select(selector: str) -> Select:
     """Compile a --select selector (selects.py: CSS, ::text, ::attr(), xpath:);
     ValueError if it is not valid."""
-    from .selects import selector_xpath  # the --select syntax, shared with config (no lxml there)
+    from .selects import is_xpath, selector_xpath  # the --select syntax, shared with config (no lxml)
 
     try:
-        return lxml.etree.XPath(selector_xpath(selector))
+        return Select(lxml.etree.XPath(selector_xpath(selector)), markup=is_xpath(selector))
     except Exception as exc:  # cssselect raises SelectorError or ExpressionError
         raise ValueError(str(exc) or type(exc).__name__) from None
 
@@ -162,7 +188,7 @@ def collapse(text: str | None) -> str | None:
     return None if text is None else " ".join(text.split())
 
 
-def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> ParsedPage:
+def extract(tree: Any, url: str, selects: dict[str, Select]) -> ParsedPage:
     """Title, description, lang, canonical, links and --select fields of a page
     at `url` (the URL it was fetched from)."""
     found = _walk(tree)
@@ -175,7 +201,7 @@ def extract(tree: Any, url: str, selects: dict[str, lxml.etree.XPath]) -> Parsed
         lang=collapse(tree.getroottree().getroot().get("lang")) or None,
         canonical=resolve_link(base, found.canonical) if found.canonical is not None else None,
         links=links,
-        fields={name: select_text(tree, xpath) for name, xpath in selects.items()},
+        fields={name: select(tree) for name, select in selects.items()},
         tree=tree,
         link_urls=resolver.as_linked,
     )
@@ -241,26 +267,11 @@ def unique_links(hrefs: list[str], resolver: LinkResolver) -> list[str]:
     return list(links)
 
 
-def select_text(tree: Any, xpath: lxml.etree.XPath) -> list[str]:
-    """Whitespace-collapsed text of every match of a compiled selector: an
-    element's text, a text node or an attribute's value; an XPath that gives
-    a number, a string or a boolean (`count(//a)`) is a list of that one value."""
-    found = xpath(tree)
-    if not isinstance(found, list):
-        return [_xpath_scalar(found)]
-    values = []
-    for match in found:
-        text = match.text_content() if hasattr(match, "text_content") else str(match)
-        values.append(collapse(text) or "")
-    return values
-
-
 def _xpath_scalar(value: Any) -> str:
+    """A number, string or boolean an XPath gives (`count(//a)`), as parsel writes it."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() or value != value else repr(value)
-    return collapse(str(value)) or ""
+        return "1" if value else "0"
+    return str(value)
 
 
 def _base_url(base_hrefs: list[str], url: str) -> str:
@@ -276,7 +287,7 @@ def parse_page(
     body: bytes,
     content_type: str | None,
     url: str,
-    selects: dict[str, lxml.etree.XPath],
+    selects: dict[str, Select],
 ) -> ParsedPage:
     """Everything the record needs from an HTML body (not called for other types)."""
     _, charset = split_content_type(content_type)
@@ -301,8 +312,14 @@ def parse_sitemap(body: bytes) -> dict[str, list[str]]:
     if root is None:
         raise ValueError("not a sitemap: no XML element")
     kind = "sitemaps" if lxml.etree.QName(root).localname == "sitemapindex" else "urls"
+    # Only <url>/<loc> (or <sitemap>/<loc>) in the sitemap's own namespace names a
+    # page (or a sitemap), as Scrapy reads them: <image:loc> and the other
+    # extensions, and xhtml:link alternates, are not pages.
+    namespace = lxml.etree.QName(root).namespace
+    ns = f"{{{namespace}}}" if namespace else ""
+    entry = "sitemap" if kind == "sitemaps" else "url"
     locs = []
-    for loc in root.iter("{*}loc"):
+    for loc in root.iterfind(f"{ns}{entry}/{ns}loc"):
         value = collapse(loc.text)
         if value:
             locs.append(value)

@@ -23,6 +23,7 @@ from .backends.redis_worker import parent_alive, serve
 from .backends.streams import Keys, connect, masked, redis_url
 from .callbacks import resolve_callback
 from .errors import UsageError
+from .options import UsageParser
 
 log = logging.getLogger("scraper")
 
@@ -44,8 +45,9 @@ def main(argv: Sequence[str]) -> int:
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"scraper {command}", description=(
-        "take part in a distributed crawl (SPEC 8): fetch and parse the coordinator's tasks"
+    parser = UsageParser(prog=f"scraper {command}", description=(
+        "take part in a distributed crawl (scraper SEEDS --backend redis): fetch and parse the "
+        "coordinator's tasks, on as many machines as reach its Redis"
         if command == "worker" else "show each crawl on this Redis: state, pages, workers"))  # fmt: skip
     add = parser.add_argument
     add("url", nargs="?", metavar="URL", help="Redis URL (default: $SCRAPER_REDIS_URL)")

@@ -47,6 +47,7 @@ MAX_BYTES = 512_000  # RFC 9309 2.5: parse at least 500 KiB
 
 _BOM = b"\xef\xbb\xbf"
 _TOKEN = re.compile(r"[A-Za-z_-]*")
+_COMPATIBLE = re.compile(r"Mozilla/\S*\s*\(\s*compatible\s*;\s*([A-Za-z_-]+)", re.I)
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _SLASH = re.compile(r"%2[fF]")
 # str.splitlines (protego) also breaks lines here: encode them in a rule's value.
@@ -65,8 +66,13 @@ _KEYS = (
 
 
 def product_token(user_agent: str) -> str:
-    """'FooBot/2.1 (+http://x)' -> 'foobot' (RFC 9309 2.2.1: [a-zA-Z_-]+, lower-cased)."""
-    return _prefix(user_agent.strip())
+    """'FooBot/2.1 (+http://x)' -> 'foobot' (RFC 9309 2.2.1: [a-zA-Z_-]+, lower-cased).
+
+    A Mozilla-compatible agent names its crawler after "compatible;", as RFC 9309
+    2.2.1's own example does: 'Mozilla/5.0 (compatible; ExampleBot/0.1;
+    https://www.example.com/bot.html)' -> 'examplebot' (not 'mozilla')."""
+    compatible = _COMPATIBLE.match(user_agent.strip())
+    return _prefix(compatible[1] if compatible else user_agent.strip())
 
 
 @dataclass

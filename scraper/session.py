@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
+import logging
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,12 +22,33 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .deadline import WatchedHTTPConnection, WatchedHTTPSConnection
+from .deadline import WatchedHTTPConnection, WatchedHTTPSConnection, current
 from .urls import origin_of
+
+log = logging.getLogger("scraper")
 
 # Headers that carry credentials: given with -H, they go where --auth goes (the
 # seeds' origins), as curl keeps them from another host on a redirect.
 PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class _UnparsedHeaders(logging.Filter):
+    """urllib3 logs a response head it cannot parse as a warning with a whole
+    traceback, and goes on. A deadline that cuts the headers short is one cause:
+    the record says `timeout: headers` and -v has its line already, so nothing
+    more is said. Otherwise it is one -v line (the page itself may be fine)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Failed to parse headers"):
+            return True
+        deadline = current()
+        if deadline is None or not deadline.expired():
+            args = record.args if isinstance(record.args, tuple) and len(record.args) == 2 else ("?", "")
+            log.info("%s: response headers not fully parsed: %s", *args)
+        return False
+
+
+logging.getLogger("urllib3.connection").addFilter(_UnparsedHeaders())
 
 
 def new_session(

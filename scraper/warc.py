@@ -42,6 +42,7 @@ from .download import Exchange
 # Headers that describe a transfer coding urllib3 has undone: kept under this prefix.
 _UNDONE = {"transfer-encoding"}
 _ORIG_PREFIX = "X-Archive-Orig-"
+REQUEST_PROTOCOL = "HTTP/1.1"  # what http.client sends, whatever the server answers with
 
 
 class WarcFile:
@@ -102,7 +103,9 @@ class WarcFile:
     def _request(self, exchange: Exchange) -> Any:
         parts = urlsplit(exchange.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        http = StatusAndHeaders(f"GET {target}", exchange.request_headers, protocol="HTTP/1.1",
+        # The whole request line (RFC 9112 3): with is_http_request, warcio takes the
+        # method off the front and writes the rest as it is, version included.
+        http = StatusAndHeaders(f"GET {target} {REQUEST_PROTOCOL}", exchange.request_headers,
                                 is_http_request=True)  # fmt: skip
         return self._builder.create_warc_record(
             exchange.url, "request", payload=io.BytesIO(b""), length=0, http_headers=http,

@@ -50,10 +50,10 @@ def urls(records: list[dict]) -> list[str]:
 # -- usage errors -----------------------------------------------------------------
 
 
-def test_no_arguments_prints_usage_and_exits_2(run_cli):
+def test_no_arguments_is_a_one_line_error_and_exits_2(run_cli):
     result = run_cli()
-    assert result.stderr.startswith("usage: scraper"), result
-    assert_usage_error(result, "SEEDS")
+    error = assert_usage_error(result, "SEEDS", "see scraper --help")
+    assert result.stderr.strip() == error  # no usage block (issue 22)
 
 
 def test_missing_seed_file_is_a_one_line_error(run_cli, tmp_path):

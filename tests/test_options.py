@@ -54,7 +54,12 @@ def cli_error(capsys, *argv: str) -> str:
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("scraper: error: ")]
     assert len(errors) == 1 and stderr.rstrip("\n").splitlines()[-1] == errors[0], stderr
-    return errors[0].removeprefix("scraper: error: ")
+    if errors[0].endswith(HELP_HINT):  # an argument error: one line, no usage block (issue 22)
+        assert stderr == errors[0] + "\n", stderr
+    return errors[0].removeprefix("scraper: error: ").removesuffix(HELP_HINT)
+
+
+HELP_HINT = "; see scraper --help"
 
 
 def library_error(**settings) -> str:

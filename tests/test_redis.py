@@ -499,7 +499,7 @@ def test_without_redis_py_the_backend_says_how_to_get_it(monkeypatch) -> None:
     import scraper.backends.streams as streams
 
     monkeypatch.setattr(streams, "redis", None)
-    with pytest.raises(scraper.UsageError, match=r"pip install 'scraper\[redis\]'"):
+    with pytest.raises(scraper.UsageError, match=r"pip install 'redis\[hiredis\]>=5'"):
         scraper.crawl(["http://127.0.0.1:9/"], backend="redis", redis="redis://localhost")
 
 

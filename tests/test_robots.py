@@ -344,7 +344,7 @@ def test_allowed(text: str | bytes, token: str, path: str, expected: bool) -> No
         ("ExampleBot", "examplebot"),  # RFC 9309 2.2.1
         ("Foo_Bar-baz/1.0", "foo_bar-baz"),  # RFC 9309 2.2.1: [a-zA-Z_-]+
         ("  Spaced/1 ", "spaced"),
-        ("Mozilla/5.0 (compatible; ExampleBot/0.1)", "mozilla"),  # the first product
+        ("Mozilla/5.0 (compatible; ExampleBot/0.1)", "examplebot"),  # named after "compatible;"
         ("007/1", ""),  # no token: only `*` groups apply
     ],
 )

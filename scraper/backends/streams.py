@@ -30,7 +30,7 @@ ENV_URL = "SCRAPER_REDIS_URL"
 def need_redis() -> None:
     """Exit-2 error when the client library is missing."""
     if redis is None:
-        raise UsageError("the redis backend needs redis-py: pip install 'scraper[redis]'")
+        raise UsageError("the redis backend needs redis-py: pip install 'redis[hiredis]>=5'")
 
 
 def redis_url(url: str | None) -> str:
