@@ -89,13 +89,15 @@ class Crawl:
             journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
         self.aggregator = Aggregator(self.stats, journal)
         try:
+            self.pool.start()
+            # Only now that the crawl has started: -O empties its file, and a new
+            # crawl's store replaces an old one (a failed start changes no file).
+            if journal is not None:
+                journal.start()
             self.store, self._resume_offset = open_store(config, journal)
             self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
                                        queue_ahead=self._queue_ahead(), since=self.since,
                                        store=self.store)  # fmt: skip
-            self.pool.start()
-            if journal is not None:
-                journal.start()  # -O empties its file only now (issue 22)
         except BaseException:
             self.close()
             raise

@@ -63,7 +63,7 @@ class Journal:
     def start(self) -> None:
         """The crawl has started: an overwritten output is emptied now, not when
         opened, so that a failed start (a usage error, Redis refusing) leaves it as it was."""
-        if self._overwrite and self._regular:
+        if self._overwrite and self.regular:
             os.ftruncate(self._fd, 0)
         self._overwrite = False
 
