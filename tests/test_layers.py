@@ -40,8 +40,9 @@ OWNERS = {
     "numpy": {"seen", "frontier"},  # the seen-set's runs and a page's links, vectorized
     "sqlite3": {"store"},  # the frontier on disk
     # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
+    # seen: the Bloom filter of the seen-set is rebuilt in a thread
     "threading": {"backends.process", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",
-                  "deadline", "warc"},
+                  "deadline", "warc", "seen"},
 }
 SUBPACKAGES = ("backends",)
 
