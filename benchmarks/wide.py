@@ -46,6 +46,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from run import wait_for_port  # benchmarks/run.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 DEPTH = 4  # --depth of the crawl: pages at this depth offer no links
 SAMPLE = 0.5  # seconds between two samples of the main process
@@ -143,16 +145,6 @@ def site(links: int, processes: int):  # noqa: ANN201
     finally:
         kill_group(server.pid)
         server.wait(10)
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"the server on port {port} did not start")
 
 
 def capacity(port: int, seconds: float, connections: int) -> float:
