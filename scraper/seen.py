@@ -36,6 +36,7 @@ import numpy as np
 FINGERPRINT = np.dtype("<u8")
 MERGE_CHUNK = 1 << 20  # fingerprints merged at a time (bounded memory for runs of any size)
 SMALL = 1 << 22  # a set this small gets its Bloom filter at once, not in a thread
+BACKGROUND_MERGE = 1 << 22  # runs of this many fingerprints (32 MB) and more merge in a thread
 _SUFFIX = ".seen"
 
 
@@ -46,6 +47,9 @@ class SeenSet:
         self.folder = folder
         self._bloom: BlockedBloom | None = None  # None: no filter yet, every lookup goes to the runs
         self._next_bloom: tuple[threading.Thread, BlockedBloom, list[np.ndarray]] | None = None
+        # A merge in a thread: the thread, the two runs it merges, and its (name, run) once done.
+        self._merging: tuple[threading.Thread, tuple[np.ndarray, np.ndarray], list[tuple[str, np.ndarray]]] \
+            | None = None
         self._runs: list[np.ndarray] = []  # oldest (largest) first
         self._names: list[str | None] = []  # file of each run; None while in memory only
         self._obsolete: list[str] = []  # files merged away, deleted after the next commit
@@ -133,9 +137,11 @@ class SeenSet:
             keep = [i for i in range(len(self._runs)) if self._names[i] is not None]
             self._runs = [self._runs[i] for i in keep]
             self._names = [self._names[i] for i in keep]
-            self._runs.append(self._write(fresh))
-            self._names.append(self._last_written)
-            self._merge_files()
+            name, run = self._write(fresh)
+            self._runs.append(run)
+            self._names.append(name)
+        self._take_merged()
+        self._merge_files()
         return [name for name in self._names if name is not None]
 
     def committed(self) -> None:
@@ -156,14 +162,53 @@ class SeenSet:
             self._runs.append(np.sort(np.concatenate((older, newer)), kind="stable"))
 
     def _merge_files(self) -> None:
-        while len(self._runs) >= 2 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            newer, older = self._runs.pop(), self._runs.pop()
+        """Merge the newest files while the newer is at least half the older. A
+        large merge runs in a thread (numpy lets go of the GIL), one at a time:
+        until it is done, its two runs answer lookups, and runs after them merge on."""
+        busy = 0  # runs up to the pair merging in a thread, which stays as it is
+        if self._merging is not None:
+            busy = 1 + next(i for i, run in enumerate(self._runs) if run is self._merging[1][1])
+        while len(self._runs) - busy >= 2 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            older, newer = self._runs[-2], self._runs[-1]
+            if len(older) + len(newer) >= BACKGROUND_MERGE:
+                if self._merging is None:
+                    self._start_merge(older, newer)
+                return
             self._obsolete += [name for name in self._names[-2:] if name is not None]
-            del self._names[-2:]
-            self._runs.append(self._merge_into_file(older, newer))
-            self._names.append(self._last_written)
+            del self._runs[-2:], self._names[-2:]
+            name, run = self._merge_into_file(older, newer)
+            self._runs.append(run)
+            self._names.append(name)
 
-    def _merge_into_file(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def _start_merge(self, older: np.ndarray, newer: np.ndarray) -> None:
+        result: list[tuple[str, np.ndarray]] = []
+        thread = threading.Thread(target=lambda: result.append(self._merge_into_file(older, newer)),
+                                  name="seen-merge", daemon=True)  # fmt: skip
+        self._merging = (thread, (older, newer), result)
+        thread.start()
+
+    def _take_merged(self) -> None:
+        """A merge the thread finished replaces its two runs (their files go after the commit)."""
+        if self._merging is None or self._merging[0].is_alive():
+            return
+        thread, (older, newer), result = self._merging
+        self._merging = None
+        thread.join()
+        if not result:
+            return  # the merge failed (its error went to stderr): its runs stay as they are
+        where = next(i for i, run in enumerate(self._runs) if run is older)
+        assert self._runs[where + 1] is newer
+        self._obsolete += [name for name in self._names[where:where + 2] if name is not None]
+        self._runs[where:where + 2] = [result[0][1]]
+        self._names[where:where + 2] = [result[0][0]]
+
+    def wait_for_merges(self) -> None:
+        """Let a merge running in a thread finish (tests; the end of a crawl need not)."""
+        if self._merging is not None:
+            self._merging[0].join()
+            self._take_merged()
+
+    def _merge_into_file(self, a: np.ndarray, b: np.ndarray) -> tuple[str, np.ndarray]:
         """Merge two sorted runs (no common element) into a new file, a chunk at a time."""
         name = f"{next(self._ids):08d}{_SUFFIX}"
         path = self._path(name)
@@ -181,17 +226,15 @@ class SeenSet:
         out.flush()
         del out
         self._finish_file(path)
-        self._last_written = name
-        return self._open(name)
+        return name, self._open(name)
 
-    def _write(self, run: np.ndarray) -> np.ndarray:
+    def _write(self, run: np.ndarray) -> tuple[str, np.ndarray]:
         name = f"{next(self._ids):08d}{_SUFFIX}"
         path = self._path(name)
         with open(path + ".tmp", "wb") as file:
             np.lib.format.write_array(file, run, allow_pickle=False)
         self._finish_file(path)
-        self._last_written = name
-        return self._open(name)
+        return name, self._open(name)
 
     def _finish_file(self, path: str) -> None:
         with open(path + ".tmp", "rb") as file:
