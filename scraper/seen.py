@@ -7,7 +7,8 @@ no anonymous memory (the OS keeps the hot pages of the files in its page
 cache). New fingerprints gather in small sorted runs in memory until the next
 `persist()`, which writes them as a file; runs of similar size are merged
 (sizes stay geometric: O(log n) runs, each fingerprint rewritten O(log n)
-times). A lookup of a batch is one binary search per run, vectorized by numpy.
+times); a large merge runs in a thread. A lookup of a batch is one binary
+search per run, vectorized by numpy.
 
 Most links of a growing crawl are new, and a binary search over a large run
 is a cache miss per step; so a blocked Bloom filter (2 bytes of memory per
