@@ -52,7 +52,7 @@ from .robots import RobotsRules, product_token, rules_from_response
 from .seen import as_fingerprints
 from .sitemaps import Sitemaps
 from .store import Chunk, HeldPage, Store
-from .urls import canonicalize, host_in_scope, host_of, is_http_url, origin_of, robots_url, wire_url
+from .urls import canonicalize, host_of, is_http_url, origin_of, robots_url, wire_url
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +94,20 @@ class UrlFilter:
 
 
 class Scope:
-    """The allowed hosts and their subdomains: one dict lookup per host, cached."""
+    """The allowed hosts and their subdomains: a set lookup of the host and of
+    each of its parent domains (a.b.example.com, b.example.com, example.com)."""
 
     def __init__(self, allowed_hosts: tuple[str, ...]) -> None:
-        self.allowed = allowed_hosts
-        self._known: dict[str, bool] = {}
+        self.allowed = frozenset(allowed_hosts)
 
     def __contains__(self, host: str) -> bool:
-        known = self._known.get(host)
-        if known is None:
-            if len(self._known) > 100_000:
-                self._known.clear()  # a broad crawl meets many hosts: keep the cache bounded
-            known = self._known[host] = host_in_scope(host, self.allowed)
-        return known
+        while True:
+            if host in self.allowed:
+                return True
+            dot = host.find(".")
+            if dot < 0:
+                return False
+            host = host[dot + 1:]
 
 
 class Ids:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url, safe_url_string
@@ -164,8 +163,3 @@ def _join_path(base_segments: list[str], path: str) -> str:
         resolved.append("")
     joined = "/".join(resolved)
     return joined if joined[:1] == "/" else "/" + joined  # as urlunsplit does
-
-
-def host_in_scope(host: str, allowed: Iterable[str]) -> bool:
-    """True when `host` is one of `allowed` or a subdomain of one."""
-    return any(host == name or host.endswith("." + name) for name in allowed)

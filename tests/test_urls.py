@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from scraper.frontier import Scope
 from scraper.urls import (
     LinkResolver,
     canonicalize,
-    host_in_scope,
     host_of,
     is_http_url,
     origin_of,
@@ -116,12 +116,8 @@ def test_is_http_url(url, expected):
         ("::1", ["::1"], True),
     ],
 )
-def test_host_in_scope(host, allowed, expected):
-    assert host_in_scope(host, allowed) is expected
-
-
-def test_host_in_scope_accepts_any_iterable():
-    assert host_in_scope("www.example.com", (name for name in ["example.com"])) is True
+def test_scope_is_the_allowed_hosts_and_their_subdomains(host, allowed, expected):
+    assert (host in Scope(tuple(allowed))) is expected
 
 
 def test_host_origin_and_robots_helpers():
