@@ -1,4 +1,4 @@
-"""Issue 22, "to the letter": WARC request lines, sitemap <loc>s, parsel's strings,
+"""The standards, to the letter (issue 22): WARC request lines, sitemap <loc>s, parsel's strings,
 the RFC 9309 product token, a deadline in the headers, -O and usage errors,
 options that do nothing, --compare with nothing crawled, where --cookie goes,
 the distribution's name and the words of README and --help.
