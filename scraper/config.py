@@ -154,7 +154,8 @@ class CrawlConfig:
              "exactly the strings of parsel's getall()")
     resume: bool = option(
         False, "--resume", kind=FLAG,
-        help="continue an interrupted crawl from its output file (-o): fetch only what is missing")
+        help="continue an interrupted crawl from its output file (-o) and its frontier (the folder "
+             "OUT.frontier beside it): fetch only what is missing")
     start_method: str | None = option(
         None, "--start-method", kind=Choice(START_METHODS),
         help="multiprocessing start method (default: the platform's)")

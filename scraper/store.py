@@ -30,6 +30,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ScraperError
 from .seen import SeenSet
 
 SCHEMA_VERSION = 1
@@ -79,8 +80,8 @@ class HeldPage:
     wire: dict[int, str]
 
 
-class StoreError(Exception):
-    """The store cannot be used (another version's, or damaged)."""
+class StoreError(ScraperError):
+    """The store cannot be used (another version's, damaged, or a full disk)."""
 
 
 class Store:
@@ -90,6 +91,7 @@ class Store:
     def __init__(self, folder: str | None, fresh: bool, private: bool = False) -> None:
         self.folder = folder
         self.private = private
+        self.broken = False  # a commit failed: nothing more is committed
         if folder is not None and fresh:
             remove(folder)
         if folder is not None:
@@ -182,12 +184,21 @@ class Store:
     # -- commit -------------------------------------------------------------
 
     def commit(self, state: dict[str, Any]) -> None:
-        """Make everything since the last commit durable, with `state` (meta values)."""
-        runs = self.seen.persist()
-        for key, value in state.items():
-            self._set(key, value)
-        self._set("runs", runs)
-        self.db.execute("COMMIT")
+        """Make everything since the last commit durable, with `state` (meta values).
+
+        A failure (a full disk) is a StoreError: the crawl ends, its output and the
+        store's last commit stay valid, and --resume continues from there."""
+        if self.broken:
+            return
+        try:
+            runs = self.seen.persist()
+            for key, value in state.items():
+                self._set(key, value)
+            self._set("runs", runs)
+            self.db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self.broken = True
+            raise StoreError(f"cannot write the frontier store {self.folder!r}: {exc}") from None
         self.seen.committed()
         self.db.execute("BEGIN")
 

@@ -16,6 +16,8 @@ from conftest import backend_params, read_jsonl, wait_until
 
 import scraper.frontier
 import scraper.seen
+from scraper import crawl
+from scraper.errors import ScraperError
 from scraper.frontier import Frontier
 from scraper.linkbatch import canonical_host, fingerprint, link_batch
 from scraper.seen import BlockedBloom, SeenSet
@@ -305,3 +307,19 @@ def test_an_output_without_a_store_resumes_by_replaying_it(serve, expected, writ
     result = run_cli(*args, timeout=120)
     assert result.rc == 0, result
     assert_exactly_once(read_jsonl(out), want)
+
+
+def test_a_store_that_cannot_be_written_ends_the_crawl_and_its_output_stays_valid(
+        serve, tmp_path, monkeypatch):  # fmt: skip
+    server = serve(pages=60, delay=0.01)
+    out = tmp_path / "out.jsonl"
+
+    def full_disk(self):  # a full disk, as the store's commit sees it
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scraper.seen.SeenSet, "persist", full_disk)
+    with pytest.raises(ScraperError, match="cannot write the frontier store .*No space left on device"):
+        crawl([server.url("/")], output=str(out), depth=5, workers=1, backend="thread")
+    records = read_jsonl(out)  # whole lines, each a record
+    assert records and len({record["url"] for record in records}) == len(records)
+    assert (tmp_path / ("out.jsonl" + STORE_SUFFIX)).is_dir()  # kept: --resume continues from its last commit
