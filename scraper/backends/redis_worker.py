@@ -393,17 +393,19 @@ def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
 
 def serve(
     url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event,
-    parse: str | None = None,
+    parse: str | None = None, say: bool = True,
 ) -> None:  # fmt: skip
     """One worker process of `scraper worker`: crawls until the end (or for ever).
-    UsageError when it cannot run the crawl's tasks (check_runnable)."""
+    UsageError when it cannot run the crawl's tasks (check_runnable). `say`: print
+    what it waits for and what it joined (one of `-w N` processes leaves it to its parent)."""
     client, keys = connect(url), Keys(crawl_id)
     while not stop.is_set():
-        spec = wait_for_crawl(client, keys, url, stop)
+        spec = wait_for_crawl(client, keys, url, stop, say)
         if spec is None:
             return
         check_runnable(spec, crawl_id, parse)
-        print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
+        if say:
+            print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
         node = Node(client, keys, spec, concurrency or spec.threads)
         watcher = threading.Thread(target=_relay_stop, args=(stop, node), daemon=True)
         watcher.start()
