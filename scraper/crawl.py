@@ -81,12 +81,11 @@ class Crawl:
         self.pool = get_backend(config.backend, config).workers(spec, config.workers)
         self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
                                    queue_ahead=self._queue_ahead(), since=self.since)  # fmt: skip
-        journal = None
-        if config.output_path:
-            journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
-        self.aggregator = Aggregator(self.stats, journal)
+        self.aggregator = Aggregator(self.stats)
         try:
-            self.pool.start()
+            self.pool.start()  # before the output opens: a refused start truncates nothing
+            if config.output_path:
+                self.aggregator.journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
         except BaseException:
             self.close()
             raise
@@ -239,6 +238,7 @@ class Crawl:
         # Normally instant (every worker is idle); after a stop, pages still
         # in flight are abandoned (--resume fetches them again).
         early = self._stop_deadline is not None or not self.scheduler.finished()
+        self.stats.waited = self.pool.waited()
         self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
 
 

@@ -114,6 +114,10 @@ class WorkerGroup(Protocol):
     def max_concurrency(self) -> int:
         """Requests the workers could run at once with all their fetch threads."""
 
+    def waited(self) -> float:
+        """Seconds the crawl waited for its first worker to join (workers on other
+        machines, started by hand): left out of the crawl's pages/s."""
+
     def scale(self, threads: int) -> None:
         """Ask each worker to run `threads` fetch threads (up to its own limit)."""
 

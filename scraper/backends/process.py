@@ -163,6 +163,9 @@ class ProcessGroup:
     def max_concurrency(self) -> int:
         return self.count * self.spec.threads
 
+    def waited(self) -> float:
+        return 0.0  # the workers start with the crawl
+
     def scale(self, threads: int) -> None:
         self._wanted.value = max(1, min(self.spec.threads, threads))
 

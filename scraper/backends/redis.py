@@ -47,6 +47,7 @@ from ..errors import ScraperError, UsageError
 from ..records import Result, Task, WorkerSpec
 from .base import Activity, Failure, hung_after, hung_failures
 from .redis_channels import StreamResults, StreamTasks, entries
+from .redis_lock import LOCK_TTL, LOST, STATE_TTL, Lock
 from .streams import (
     BATCH,
     CLAIM_IDLE,
@@ -61,7 +62,6 @@ from .streams import (
     redis_url,
 )
 
-LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
 # Tasks per worker that wait in the stream beyond its fetch threads: a worker reads
 # a batch ahead when its tasks are short (redis_worker.py), so that neither side pays a
 # round trip per task; with long tasks they wait in the stream for any idle thread.
@@ -72,7 +72,7 @@ OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator g
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
 LOST_EVERYTHING = "lost our keys (restarted without persistence?)"  # Failure reasons of "redis"
 LOST_SOME = "came back after an outage or a restart"
-STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
+NO_WORKER_AFTER = 5.0  # seconds without any worker after which the coordinator says how to start one
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,6 +106,7 @@ class RedisGroup:
         self.spec = spec
         self.count = count
         self.me = node_name()
+        self.lock = Lock(self.keys, self.me)
         self.client: Any = None
         self._delivered: list[Result] = []  # results of an earlier coordinator (--resume)
         self._tasks = StreamTasks(self)
@@ -119,6 +120,9 @@ class RedisGroup:
         self._lost_state = False  # Redis lost our keys (a restart without persistence)
         self._run_id = ""  # the Redis server's: it changes when Redis restarts
         self._came_back = False  # Redis was away or restarted: some writes may be lost
+        self._started_at = 0.0
+        self._joined_at: float | None = None  # when the first worker was heard of
+        self._said_no_worker = False
 
     @property
     def tasks(self) -> StreamTasks:
@@ -131,8 +135,11 @@ class RedisGroup:
     # -- starting -------------------------------------------------------------------
 
     def start(self) -> None:
+        """Refused (UsageError) while another coordinator holds the crawl's lock;
+        until the lock is ours nothing is written (a refused start leaves Redis as it was)."""
         self.client = connect(self.url)
         self._take_lock()
+        self._started_at = time.monotonic()
         if self.backend.resume:
             self._delivered = self._results.read_all()
         self._prepare_streams()
@@ -140,25 +147,27 @@ class RedisGroup:
         self._start_local_workers()
 
     def _take_lock(self) -> None:
-        if not self.client.set(self.keys.lock, self.me, nx=True, px=int(LOCK_TTL * 1000)):
+        if not self.lock.take(self.client):
             holder = (self.client.get(self.keys.lock) or b"?").decode(errors="replace")
             raise UsageError(f"crawl {self.keys.crawl_id!r} is already running at {masked(self.url)} "
                              f"(coordinator {holder}); give another --crawl-id")  # fmt: skip
 
     def _prepare_streams(self) -> None:
         """A fresh task and result stream, the spec, and the state every worker waits for."""
-        k = self.keys
-        pipe = self.client.pipeline()
-        pipe.delete(k.tasks, k.isolated, k.results)
-        pipe.xgroup_create(k.tasks, GROUP, id="$", mkstream=True)
-        pipe.xgroup_create(k.isolated, GROUP, id="$", mkstream=True)
-        pipe.set(k.spec, wire.dump_spec(self.spec))
-        pipe.set(k.wanted, self._wanted or self.spec.threads)
-        pipe.hset(k.stats, mapping={"done": 0, "started_at": time.time(), "coordinator": self.me})
-        pipe.persist(k.stats)
-        pipe.set(k.state, "running")
-        pipe.set(k.lock, self.me, px=int(LOCK_TTL * 1000))
-        pipe.execute()
+        k, ttl = self.keys, str(STATE_TTL)
+        self.lock.write(
+            self.client,
+            ("DEL", k.tasks, k.isolated, k.results),
+            ("XGROUP", "CREATE", k.tasks, GROUP, "$", "MKSTREAM"),
+            ("XGROUP", "CREATE", k.isolated, GROUP, "$", "MKSTREAM"),
+            ("SET", k.spec, wire.dump_spec(self.spec), "EX", ttl),
+            ("SET", k.wanted, self._wanted or self.spec.threads, "EX", ttl),
+            ("DEL", k.stats),
+            ("HSET", k.stats, "done", 0, "started_at", time.time(), "coordinator", self.me),
+            ("SET", k.state, "running", "EX", ttl),
+            ("PEXPIRE", k.lock, int(LOCK_TTL * 1000)),
+        )  # fmt: skip
+        self.lock.renew(self.client)  # the TTL of the streams and stats too
         self._results.last_id = "0"
 
     def _start_local_workers(self) -> None:
@@ -197,6 +206,7 @@ class RedisGroup:
     def capacity(self) -> int:
         """What the live workers announce: their fetch threads plus QUEUED each."""
         self._look()
+        self._notice_no_worker()
         wanted = self._wanted or self.spec.threads
         announced = sum(min(wanted, int(beat.get("threads", 1))) + QUEUED for beat in self._heartbeats)
         # Local workers count from the start: their first tasks wait in the stream
@@ -206,11 +216,31 @@ class RedisGroup:
     def max_concurrency(self) -> int:
         return max(1, self.count) * self.spec.threads
 
+    def waited(self) -> float:
+        """Seconds the crawl waited for its first worker (remote only, -w 0)."""
+        if self.count or not self._started_at:
+            return 0.0
+        return (self._joined_at or time.monotonic()) - self._started_at
+
+    def _notice_no_worker(self) -> None:
+        """Once, after NO_WORKER_AFTER seconds without a worker: say so, and how to start one."""
+        if self._joined_at is not None or self.count:
+            return
+        now = time.monotonic()
+        if self._heartbeats:
+            self._joined_at = now
+        elif now - self._started_at > NO_WORKER_AFTER and not self._said_no_worker:
+            self._said_no_worker = True
+            crawl = "" if self.keys.crawl_id == "default" else f" --crawl-id {self.keys.crawl_id}"
+            log.warning("no worker has joined crawl %r in %g s: start one on any machine that reaches "
+                        "Redis: scraper worker %s%s", self.keys.crawl_id, NO_WORKER_AFTER,
+                        masked(self.url), crawl)  # fmt: skip
+
     def scale(self, threads: int) -> None:
         threads = max(1, min(self.spec.threads, threads))
         if threads != self._wanted:
             self._wanted = threads
-            self._call(lambda: self.client.set(self.keys.wanted, threads))
+            self.write(("SET", self.keys.wanted, threads, "EX", STATE_TTL))
 
     def activity(self) -> list[Activity]:
         self._look()
@@ -272,13 +302,19 @@ class RedisGroup:
         return str(self.client.info("server").get("run_id", ""))
 
     def stop(self, deadline: float, finished: bool = True) -> None:
-        """The broadcast (state), then wait for local workers, then kill what is left."""
-        self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
+        """The broadcast (state), then wait for local workers, then kill what is left.
+        Only while the lock is ours: a refused coordinator, or one whose lock went to a
+        newer one, touches nothing in Redis."""
+        if self.lock.held:
+            self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
+        else:
+            deadline = time.monotonic()  # nothing told them to stop: do not wait for them
         while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
             time.sleep(0.02)
         for process in self._all_local():
             if process.is_alive():
-                log.warning("local worker %s did not stop in time; killing it", process.pid)
+                if self.lock.held:
+                    log.warning("local worker %s did not stop in time; killing it", process.pid)
                 process.kill()
             process.join(1.0)
         self._local.clear()
@@ -287,16 +323,19 @@ class RedisGroup:
             self.client.close()
 
     def _end_crawl(self, state: str) -> None:
-        k = self.keys
-        pipe = self.client.pipeline()
-        pipe.set(k.state, state, ex=STATE_TTL)
-        pipe.hset(k.stats, "done", self._results.pages)
-        pipe.expire(k.stats, STATE_TTL)
-        pipe.delete(k.tasks, k.isolated, k.spec, k.wanted)
-        pipe.execute()
+        k, ttl = self.keys, str(STATE_TTL)
+        self.lock.write(
+            self.client,
+            ("SET", k.state, state, "EX", ttl),
+            ("HSET", k.stats, "done", self._results.pages),
+            ("EXPIRE", k.stats, ttl),
+            ("EXPIRE", k.results, ttl),
+            ("DEL", k.tasks, k.isolated, k.spec, k.wanted),
+        )  # fmt: skip
         self._results.trim(everything=True)
         # The lock last: until it goes, no second coordinator can start on what we leave.
-        self.client.delete(k.lock)
+        self.lock.write(self.client, ("DEL", k.lock))
+        self.lock.held = False
 
     # -- looking at Redis -----------------------------------------------------------
 
@@ -309,14 +348,21 @@ class RedisGroup:
         self._last_look = now
         self._call(self._renew_lock)
         self._heartbeats = self._call(self._read_heartbeats)
-        self._call(lambda: self.client.hset(self.keys.stats, "done", self._results.pages))
+        self.write(("HSET", self.keys.stats, "done", self._results.pages))
 
     def _renew_lock(self) -> None:
-        if self.client.set(self.keys.lock, self.me, xx=True, px=int(LOCK_TTL * 1000)):
+        """Renew the lock (and the TTL of the crawl's keys). Gone: taken again, and if
+        Redis lost the crawl's keys with it (a restart without persistence) they are
+        made again. Held by a newer coordinator: LockLost."""
+        if self.lock.renew(self.client):
+            return
+        if not self.lock.take(self.client):  # a newer coordinator took it meanwhile
+            raise self.lock.lost(self.client.get(self.keys.lock))
+        if self.client.exists(self.keys.spec):
+            log.warning("the crawl's lock had expired (this process paused for %g s?): taken again", LOCK_TTL)
             return
         log.warning("Redis lost the crawl's keys (restarted without persistence?): sending "
                     "the pages in flight again")  # fmt: skip
-        self._take_lock()
         self._prepare_streams()
         self._lost_state = True
 
@@ -328,7 +374,7 @@ class RedisGroup:
         beats = []
         for name, raw in zip(names, pipe.execute(), strict=True):
             if raw is None:
-                self.client.srem(self.keys.workers, name)
+                self.lock.write(self.client, ("SREM", self.keys.workers, name))
                 continue
             try:
                 beats.append(json.loads(raw))
@@ -353,45 +399,32 @@ class RedisGroup:
             self.count = keep
 
     def _take_over(self, dead: list[str]) -> list[Failure]:
-        """Tasks held by workers not heard of for CLAIM_IDLE seconds (or known dead)."""
+        """Every task of the workers known dead, or silent for CLAIM_IDLE seconds (a live
+        worker renews all it holds every second: one entry that old means it is gone).
+        All of a consumer's tasks, not only its old ones: those it read after its last
+        renewal are younger, and must not stay behind (issue 21, bug 3)."""
         taken: dict[str, list[int]] = {name: [] for name in dead}
         for stream in (self.keys.tasks, self.keys.isolated):
             pending: list[dict[str, Any]] = self._call(functools.partial(
                 self.client.xpending_range, stream, GROUP, min="-", max="+", count=10_000,
-                idle=None if dead else int(CLAIM_IDLE * 1000)))  # fmt: skip
-            held: dict[str, list[bytes]] = {}
-            for entry in pending:
-                name = entry["consumer"].decode()
-                if dead and name not in dead and entry["time_since_delivered"] < CLAIM_IDLE * 1000:
-                    continue
-                held.setdefault(name, []).append(entry["message_id"])
-            for name, ids in held.items():
-                taken.setdefault(name, []).extend(self._settle_taken(stream, name, ids))
+                idle=int(CLAIM_IDLE * 1000)))  # fmt: skip
+            silent = dict.fromkeys([*dead, *(entry["consumer"].decode() for entry in pending)])
+            for name in silent:
+                taken.setdefault(name, []).extend(self._settle_taken(stream, name))
         return [Failure(name, tuple(task_ids), "died") for name, task_ids in taken.items()]
 
-    def _settle_taken(self, stream: str, consumer: str, ids: list[bytes]) -> tuple[int, ...]:
-        """Read the tasks, then acknowledge and delete them: no one else will run them."""
-        if not ids:
-            return ()
-
-        def take() -> list[Any]:
-            pipe = self.client.pipeline()
-            for entry_id in ids:
-                pipe.xrange(stream, entry_id, entry_id)
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
-            pipe.xgroup_delconsumer(stream, GROUP, consumer)
-            return list(pipe.execute()[: len(ids)])
-
+    def _settle_taken(self, stream: str, consumer: str) -> tuple[int, ...]:
+        """Every task `consumer` holds, taken from it in one step: no one else will run them."""
+        messages = self._call(lambda: self.lock.take_over(self.client, stream, consumer))
         task_ids = []
-        for found in self._call(take):
-            for _, fields in found:
-                try:
-                    task_ids.append(wire.load_task(fields[b"m"]).id)
-                except (wire.WireError, KeyError):
-                    continue
-        log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
-                    consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
+        for message in messages:
+            try:
+                task_ids.append(wire.load_task(message).id)
+            except wire.WireError:
+                continue
+        if task_ids:
+            log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
+                        consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
         return tuple(task_ids)
 
     # -- Redis unreachable ------------------------------------------------------------
@@ -405,6 +438,8 @@ class RedisGroup:
                 self._wait_out(exc)
                 continue
             except redis.ResponseError as exc:
+                if str(exc).startswith(LOST):
+                    raise self.lock.lost(str(exc)) from None
                 if "NOGROUP" not in str(exc):
                     raise
                 self._wait_out(exc)  # a restart without persistence: the lock check recreates
@@ -415,6 +450,10 @@ class RedisGroup:
                 self._outage_since = None
                 self._came_back = True
             return value
+
+    def write(self, *commands: tuple[Any, ...]) -> Any:
+        """Run `commands` if the lock is still ours (redis_lock.py), outages waited out."""
+        return self._call(lambda: self.lock.write(self.client, *commands))
 
     def _wait_out(self, exc: BaseException) -> None:
         now = time.monotonic()

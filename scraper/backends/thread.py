@@ -70,6 +70,9 @@ class ThreadGroup:
     def max_concurrency(self) -> int:
         return self.count
 
+    def waited(self) -> float:
+        return 0.0  # the workers start with the crawl
+
     def scale(self, threads: int) -> None:
         """Each worker is one fetch thread already."""
 
