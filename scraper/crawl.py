@@ -30,7 +30,7 @@ from typing import Any
 from . import errors
 from .aggregator import Aggregator
 from .backends import get_backend
-from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
+from .backends.base import PREFETCH, Failure, Reason, WorkerGroup, hung_after
 from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError, UsageError
@@ -173,6 +173,8 @@ class Crawl:
         if now - self._last_check < CHECK_EVERY:
             return []
         self._last_check = now
+        for task in self.pool.lost(self.scheduler.in_flight):  # a broker's loss: no one's failure
+            self.pool.tasks.put(task)
         failures = self.pool.failed()
         if not failures:
             return []
@@ -196,11 +198,14 @@ class Crawl:
                 error = self._failure_error(cause)
                 settled.append(Result(task, failed_record(task, cause.worker, error)))
                 continue
-            self.pool.tasks.put(task if cause is None else self.scheduler.send_again(task))
+            if cause is None:
+                self.pool.tasks.put(task)
+            else:
+                self.pool.tasks.put(self.scheduler.send_again(task), alone=True)
         return self._collect(settled)
 
     def _failure_error(self, failure: Failure) -> str:
-        if failure.reason == "died":
+        if failure.reason == Reason.DIED:
             return errors.WORKER_DIED
         return errors.describe(errors.PARSE, f"still parsing after {hung_after(self.spec):g} s")
 

@@ -203,3 +203,24 @@ def test_status_of_a_crawl_whose_coordinator_died_says_so_and_expires(
     assert "coordinator gone" in status.stdout, status
     left = [key for key in client.keys("scraper:default:*") if client.ttl(key) == -1]
     assert left == [], left  # every key of the crawl expires: status does not list it for ever
+
+
+def test_a_hung_parse_is_reported_once_and_its_retry_decides(
+    redis_server, start_cli, cli_cwd, serve, write_seeds  # noqa: F811
+) -> None:
+    """The hung thread goes on showing its task in its heartbeats: reported again a
+    second later, the crawl would record the page failed while its retry still runs.
+    The second report must come from the retry, in the isolation worker."""
+    (cli_cwd / "hanger.py").write_text(
+        "import time\n\ndef parse(record, tree):\n"
+        "    if record['url'].endswith('/page/3.html'):\n        time.sleep(3600)\n    return {}\n"
+    )
+    site = serve(pages=8)
+    result = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis", redis_server.url,
+                       "-w", "1", "--depth", "2", "--timeout", "1", "--parse", "hanger:parse",
+                       "-O", "out.jsonl").wait(60)  # fmt: skip
+    assert result.rc == 0, result
+    hung = re.findall(r"worker (\S+) hung; replacing it", result.stderr)
+    assert len(hung) == 2 and hung[0] != hung[1], result.stderr
+    [record] = [r for r in result.records if r["url"].endswith("/page/3.html")]
+    assert record["error"].startswith("parse: still parsing after"), record

@@ -48,7 +48,7 @@ from typing import Any
 from ..config import CrawlConfig
 from ..fetcher import Fetcher, worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, blamed_tasks, hung_after, hung_failures
+from .base import PREFETCH, Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ class ProcessGroup:
     def max_concurrency(self) -> int:
         return self.count * self.spec.threads
 
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        return []  # no broker: nothing outlives a worker's death but what recover() sends
+
     def waited(self) -> float:
         return 0.0  # the workers start with the crawl
 
@@ -178,7 +181,7 @@ class ProcessGroup:
         for worker in self._all():
             held = worker.board.read(worker.name, now)
             if not worker.process.is_alive():
-                found.append(Failure(worker.name, blamed_tasks(held), "died"))
+                found.append(Failure(worker.name, blamed_tasks(held), Reason.DIED))
             else:
                 found += hung_failures(held, hung_after(self.spec))
         return found
@@ -225,8 +228,8 @@ class _Tasks:
         self.shared = group.context.Queue()
         self.isolated = group.context.Queue()
 
-    def put(self, task: Task) -> None:
-        if task.attempt:
+    def put(self, task: Task, alone: bool = False) -> None:
+        if alone:
             self.group._isolate(task)
         else:
             self.shared.put(task)

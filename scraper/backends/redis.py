@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import Result, Task, WorkerSpec
-from .base import Activity, Failure, hung_after, hung_failures
+from .base import Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
 from .redis_channels import StreamResults, StreamTasks, entries
 from .redis_lock import LOCK_TTL, LOST, STATE_TTL, Lock
 from .streams import (
@@ -70,8 +70,6 @@ LOOK_EVERY = 0.25  # seconds between the coordinator's looks at the lock and the
 TAKE_OVER_EVERY = 1.0  # seconds between its looks for tasks of silent workers
 OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
-LOST_EVERYTHING = "lost our keys (restarted without persistence?)"  # Failure reasons of "redis"
-LOST_SOME = "came back after an outage or a restart"
 NO_WORKER_AFTER = 5.0  # seconds without any worker after which the coordinator says how to start one
 
 log = logging.getLogger(__name__)
@@ -121,6 +119,9 @@ class RedisGroup:
         self._run_id = ""  # the Redis server's: it changes when Redis restarts
         self._came_back = False  # Redis was away or restarted: some writes may be lost
         self._started_at = 0.0
+        self._last_lost_look = 0.0
+        self._taken: set[int] = set()  # task ids taken over from silent workers, to send again
+        self._hangs_seen: set[tuple[str, int]] = set()  # (worker, task id) hangs reported
         self._joined_at: float | None = None  # when the first worker was heard of
         self._said_no_worker = False
 
@@ -249,34 +250,52 @@ class RedisGroup:
                 for task_id, (busy, parsing) in beat.get("holds", {}).items()]  # fmt: skip
 
     def failed(self) -> list[Failure]:
-        """Workers silent past CLAIM_IDLE (their tasks are taken over), hung parses,
-        dead local processes, and Redis having lost our keys (a restart)."""
+        """Workers silent past CLAIM_IDLE (their tasks are taken over), dead local
+        processes, and hung parses (each reported once: the hung thread goes on
+        showing it in its heartbeats while its retry runs elsewhere)."""
         self._look()
-        if self._lost_state:
-            self._lost_state = False
-            return [Failure("redis", (), LOST_EVERYTHING)]
         now = time.monotonic()
         if now - self._last_take_over < TAKE_OVER_EVERY:
             return []
         self._last_take_over = now
-        run_id = self._call(self._server_run_id)
-        if self._came_back or run_id != self._run_id:
-            self._came_back, self._run_id = False, run_id
-            return [Failure("redis", (), LOST_SOME)]
-        found = self._take_over(self._dead_local())
-        found += hung_failures(self.activity(), hung_after(self.spec))
+        return self._take_over(self._dead_local()) + self._new_hangs()
+
+    def _new_hangs(self) -> list[Failure]:
+        found = []
+        for failure in hung_failures(self.activity(), hung_after(self.spec)):
+            fresh = tuple(i for i in failure.task_ids if (failure.worker, i) not in self._hangs_seen)
+            self._hangs_seen.update((failure.worker, i) for i in fresh)
+            if fresh:
+                found.append(Failure(failure.worker, fresh, Reason.HUNG))
         return found
 
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
-        """Dead local processes are replaced; the tasks of `in_flight` to send again."""
+        """Dead local processes are replaced, and local ones with a hung parse too (a
+        stuck thread is capacity lost for good); every task taken over is sent again
+        (those blamed are the failures' own)."""
+        self._kill_hung_local({f.worker for f in failures if f.reason == Reason.HUNG})
         self._replace_dead_local()
-        reasons = {f.reason for f in failures if f.worker == "redis"}
-        if LOST_EVERYTHING in reasons:
+        again = self._taken | {task_id for failure in failures for task_id in failure.task_ids}
+        self._taken = set()
+        return [task for task_id, task in in_flight.items() if task_id in again]
+
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        """Tasks in flight Redis lost: all of them after it lost our keys (a restart
+        without persistence); after an outage or a restart from older data, those it
+        has in no stream. Looked at every TAKE_OVER_EVERY seconds."""
+        self._look()
+        if self._lost_state:
+            self._lost_state = False
             return list(in_flight.values())
-        if LOST_SOME in reasons:
+        now = time.monotonic()
+        if now - self._last_lost_look < TAKE_OVER_EVERY:
+            return []
+        self._last_lost_look = now
+        run_id = self._call(self._server_run_id)
+        if self._came_back or run_id != self._run_id:
+            self._came_back, self._run_id = False, run_id
             return self._missing(in_flight)
-        held = {task_id for failure in failures for task_id in failure.task_ids}
-        return [task for task_id, task in in_flight.items() if task_id in held]
+        return []
 
     def _missing(self, in_flight: Mapping[int, Task]) -> list[Task]:
         """Tasks in flight that Redis has nowhere, neither in a task stream (queued, or
@@ -384,7 +403,16 @@ class RedisGroup:
 
     def _dead_local(self) -> list[str]:
         """Consumer names of local worker processes that died (taken over at once)."""
-        return [f"{socket.gethostname()}:{p.pid}" for p in self._all_local() if not p.is_alive()]
+        return [_consumer(p) for p in self._all_local() if not p.is_alive()]
+
+    def _kill_hung_local(self, hung: set[str]) -> None:
+        """Kill the local processes among `hung`; their other tasks are taken over now."""
+        killed = [p for p in self._all_local() if _consumer(p) in hung]
+        for process in killed:
+            process.kill()
+            process.join(1.0)
+        if killed:
+            self._take_over([_consumer(p) for p in killed])
 
     def _replace_dead_local(self) -> None:
         if self._isolation is not None and not self._isolation.is_alive():
@@ -411,7 +439,14 @@ class RedisGroup:
             silent = dict.fromkeys([*dead, *(entry["consumer"].decode() for entry in pending)])
             for name in silent:
                 taken.setdefault(name, []).extend(self._settle_taken(stream, name))
-        return [Failure(name, tuple(task_ids), "died") for name, task_ids in taken.items()]
+        return [self._blame(name, task_ids) for name, task_ids in taken.items()]
+
+    def _blame(self, worker: str, task_ids: list[int]) -> Failure:
+        """As the other backends: a death while parsing is the parsing pages' fault
+        (blamed_tasks, from the worker's last heartbeat); every task taken is sent again."""
+        self._taken.update(task_ids)
+        held = [a for a in self.activity() if a.worker == worker and a.task_id in task_ids]
+        return Failure(worker, blamed_tasks(held) or tuple(task_ids), Reason.DIED)
 
     def _settle_taken(self, stream: str, consumer: str) -> tuple[int, ...]:
         """Every task `consumer` holds, taken from it in one step: no one else will run them."""
@@ -473,3 +508,8 @@ class RedisGroup:
             operation()
         except Exception as exc:  # closing: Redis may be the reason we are closing
             log.warning("could not tell the workers the crawl ended (%s)", reason(exc))
+
+
+def _consumer(process: Any) -> str:
+    """The consumer name of a local worker process (redis_worker.node_name, seen from here)."""
+    return f"{socket.gethostname()}:{process.pid}"

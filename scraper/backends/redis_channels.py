@@ -32,9 +32,9 @@ class StreamTasks:
         self.group = group
         self.waiting: list[bytes] = []
 
-    def put(self, task: Task) -> None:
+    def put(self, task: Task, alone: bool = False) -> None:
         message = wire.dump_task(task)
-        if task.attempt and self.group.isolate():
+        if alone and self.group.isolate():
             self.group.write(("XADD", self.group.keys.isolated, "*", "m", message))
             return
         self.waiting.append(message)
