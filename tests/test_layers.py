@@ -34,8 +34,7 @@ OWNERS = {
     "tqdm": {"cli"},
     "warcio": {"warc"},  # --warc: written in the worker, beside the fetch
     "matplotlib": {"compare"},
-    "multiprocessing": {"backends.process", "backends.redis", "backends.redis_worker", "remote", "demo",
-                        "bench"},
+    "multiprocessing": {"backends.local", "backends.process", "backends.redis", "remote", "demo", "bench"},
     "redis": {"backends.streams"},
     # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
     "threading": {"backends.process", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",

@@ -51,15 +51,27 @@ def test_a_hang_is_blamed_on_the_parse_that_overran_only():
 
 
 def test_a_task_sent_again_runs_in_the_isolation_worker_alone(monkeypatch):
+    from scraper.backends.local import Local
+
+    class Running:
+        def is_alive(self) -> bool:
+            return True
+
     group = ProcessGroup(multiprocessing.get_context("fork"), worker_spec(CrawlConfig()), 2)
-    started: list[tuple[object, int]] = []
-    monkeypatch.setattr(group, "_start_worker", lambda tasks, threads: started.append((tasks, threads)) or 1)
+    started: list[tuple[str, bool]] = []
+
+    def launch(context: object, isolated: bool) -> Local:
+        started.append((context.get_start_method(), isolated))  # type: ignore[attr-defined]
+        return Local("isolation", Running())
+
+    monkeypatch.setattr(group._local, "launch", launch)
     try:
         group.tasks.put(task(1, attempt=1))
         assert started == []  # not `alone`: the shared queue, whatever its attempt
         group.tasks.put(task(2, attempt=1), alone=True)
         group.tasks.put(task(3, attempt=1), alone=True)
-        assert started == [(group.tasks.isolated, 1)]  # one worker of one fetch thread, started once
+        # One isolation worker, started once, and not forked from a process whose threads run.
+        assert started == [("forkserver", True)]
         assert [group.tasks.isolated.get(timeout=5).id for _ in range(2)] == [2, 3]
         assert group.tasks.shared.get(timeout=5).id == 1
     finally:

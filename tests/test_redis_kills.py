@@ -5,6 +5,7 @@ taken over and sent again; the crawl ends with each page once."""
 from __future__ import annotations
 
 import collections
+import os
 import random
 import signal
 import time
@@ -15,6 +16,16 @@ from conftest import children_of, wait_until
 from test_redis import redis_server, start_worker  # noqa: F401
 
 KILLS = 25  # per test: 75 in all
+
+
+def local_workers(cli: Any) -> list[int]:
+    """Pids of a CLI's worker processes: not the CLI, not multiprocessing's resource
+    tracker or forkserver (whose children, the workers it starts, it leaves in)."""
+    from conftest import _cmdline
+
+    others = [pid for pid in cli.processes() if pid != cli.pid and "resource_tracker" not in _cmdline(pid)]
+    servers = {pid for pid in children_of(cli.pid) if "forkserver" in _cmdline(pid)}
+    return [pid for pid in others if pid not in servers]
 pytestmark = pytest.mark.slow
 
 
@@ -58,7 +69,7 @@ def test_remote_workers_killed_at_any_point_leave_no_page_behind(
 def test_local_workers_killed_at_any_point_leave_no_page_behind(
     redis_server, start_cli, serve, write_seeds, expected  # noqa: F811
 ) -> None:
-    site = serve(pages=1500)
+    site = serve(pages=1500, delay=0.01)  # long enough for every kill
     coordinator = start_cli(write_seeds(site.url("/")), "--backend", "redis", "--redis", redis_server.url,
                             "-w", "3", "--depth", "9", "-O", "out.jsonl")  # fmt: skip
     assert wait_until(lambda: len(site.page_paths()) >= 20, 30)
@@ -66,10 +77,8 @@ def test_local_workers_killed_at_any_point_leave_no_page_behind(
     killed = 0
     while killed < KILLS and coordinator.popen.poll() is None:
         time.sleep(rng.uniform(0.05, 0.4))
-        local = children_of(coordinator.pid)
+        local = local_workers(coordinator)
         if local:
-            import os
-
             try:
                 os.kill(rng.choice(local), signal.SIGKILL)
                 killed += 1

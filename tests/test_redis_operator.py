@@ -224,3 +224,21 @@ def test_a_hung_parse_is_reported_once_and_its_retry_decides(
     assert len(hung) == 2 and hung[0] != hung[1], result.stderr
     [record] = [r for r in result.records if r["url"].endswith("/page/3.html")]
     assert record["error"].startswith("parse: still parsing after"), record
+
+
+def test_a_short_receive_returns_when_its_timeout_ends(redis_server) -> None:  # noqa: F811
+    """Redis ends a blocked XREAD on its own 100 ms clock: a receive(5 ms) that blocked
+    there lasted 100 ms, and the crawl saw a host become ready (--delay) that late."""
+    from scraper.backends.redis import RedisBackend
+
+    spec = WorkerSpec(timeout=5, max_bytes=1000, retries=0, user_agent="t")
+    group = RedisBackend(redis_server.url, "default", False, None).workers(spec, 0)
+    group.start()
+    try:
+        group.results.receive(0.005)  # the connection is made
+        began = time.monotonic()
+        for _ in range(5):
+            assert group.results.receive(0.005) == []
+        assert (time.monotonic() - began) / 5 < 0.06
+    finally:
+        group.stop(time.monotonic() + 1)

@@ -46,6 +46,7 @@ from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import Result, Task, WorkerSpec
 from .base import Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
+from .local import Local, LocalProcesses, run_child
 from .redis_channels import StreamResults, StreamTasks, entries
 from .redis_lock import LOCK_TTL, LOST, STATE_TTL, Lock
 from .streams import (
@@ -109,8 +110,8 @@ class RedisGroup:
         self._delivered: list[Result] = []  # results of an earlier coordinator (--resume)
         self._tasks = StreamTasks(self)
         self._results = StreamResults(self)
-        self._local: list[Any] = []  # local worker processes
-        self._isolation: Any = None  # the local process that runs tasks sent again, alone
+        context = multiprocessing.get_context(backend.start_method)
+        self._local = LocalProcesses(context, count, self._launch)  # -w N, and the isolation worker
         self._heartbeats: list[dict[str, Any]] = []
         self._last_look = self._last_take_over = 0.0
         self._wanted = 0
@@ -172,19 +173,17 @@ class RedisGroup:
         self._results.last_id = "0"
 
     def _start_local_workers(self) -> None:
-        for _ in range(self.count):
-            self._local.append(self._start_process(isolated=False))
+        self._local.start()
 
-    def _start_process(self, isolated: bool) -> Any:
+    def _launch(self, context: Any, isolated: bool) -> Local:
+        """A local worker: it gets only the URL and the crawl id (any start method works),
+        and is named as its consumer is (host:pid)."""
         from .redis_worker import run_local_worker
 
-        # The crawl's start method, as the process backend's (fork starts in milliseconds);
-        # spawn works as well: a worker gets only the URL and the crawl id.
-        context: Any = multiprocessing.get_context(self.backend.start_method)
-        process = context.Process(target=run_local_worker, args=(self.url, self.keys.crawl_id, isolated),
-                                  daemon=True)  # fmt: skip
+        process = context.Process(target=run_child, args=(run_local_worker, self.url, self.keys.crawl_id,
+                                                          isolated), daemon=True)  # fmt: skip
         process.start()
-        return process
+        return Local(_consumer(process), process)
 
     def isolate(self) -> bool:
         """Whether a task sent again after a death runs alone in the isolation worker
@@ -192,12 +191,8 @@ class RedisGroup:
         workers; with remote workers only (-w 0), blame stays per worker."""
         if self.count == 0:
             return False
-        if self._isolation is None or not self._isolation.is_alive():
-            self._isolation = self._start_process(isolated=True)
+        self._local.isolation()
         return True
-
-    def _all_local(self) -> list[Any]:
-        return self._local if self._isolation is None else [*self._local, self._isolation]
 
     # -- what the crawl asks ------------------------------------------------------
 
@@ -212,7 +207,7 @@ class RedisGroup:
         announced = sum(min(wanted, int(beat.get("threads", 1))) + QUEUED for beat in self._heartbeats)
         # Local workers count from the start: their first tasks wait in the stream
         # while they start, instead of the crawl waiting for their first heartbeat.
-        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + QUEUED))
+        return max(announced, len(self._local.workers) * (min(wanted, self.spec.threads) + QUEUED))
 
     def max_concurrency(self) -> int:
         return max(1, self.count) * self.spec.threads
@@ -324,20 +319,12 @@ class RedisGroup:
         """The broadcast (state), then wait for local workers, then kill what is left.
         Only while the lock is ours: a refused coordinator, or one whose lock went to a
         newer one, touches nothing in Redis."""
-        if self.lock.held:
+        ours = self.lock.held
+        if ours:
             self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
         else:
             deadline = time.monotonic()  # nothing told them to stop: do not wait for them
-        while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for process in self._all_local():
-            if process.is_alive():
-                if self.lock.held:
-                    log.warning("local worker %s did not stop in time; killing it", process.pid)
-                process.kill()
-            process.join(1.0)
-        self._local.clear()
-        self._isolation = None
+        self._local.stop(deadline, warn=ours)
         if self.client is not None:
             self.client.close()
 
@@ -403,28 +390,17 @@ class RedisGroup:
 
     def _dead_local(self) -> list[str]:
         """Consumer names of local worker processes that died (taken over at once)."""
-        return [_consumer(p) for p in self._all_local() if not p.is_alive()]
+        return [local.name for local in self._local.dead()]
 
     def _kill_hung_local(self, hung: set[str]) -> None:
         """Kill the local processes among `hung`; their other tasks are taken over now."""
-        killed = [p for p in self._all_local() if _consumer(p) in hung]
-        for process in killed:
-            process.kill()
-            process.join(1.0)
+        killed = [local for local in self._local.all() if local.name in hung]
+        self._local.kill(killed)
         if killed:
-            self._take_over([_consumer(p) for p in killed])
+            self._take_over([local.name for local in killed])
 
     def _replace_dead_local(self) -> None:
-        if self._isolation is not None and not self._isolation.is_alive():
-            # Started again at once: tasks sent again may wait in its stream.
-            self._isolation = self._start_process(isolated=True)
-        dead = [p for p in self._local if not p.is_alive()]
-        for process in dead:
-            self._local.remove(process)
-        if dead:
-            keep, self.count = self.count, len(dead)
-            self._start_local_workers()
-            self.count = keep
+        self._local.replace_dead()
 
     def _take_over(self, dead: list[str]) -> list[Failure]:
         """Every task of the workers known dead, or silent for CLAIM_IDLE seconds (a live

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ from ..callbacks import resolve_callback
 from ..errors import UsageError
 from ..fetcher import worker_main
 from ..records import Result, Task, WorkerSpec
+from .local import parent_alive
 from .streams import BATCH, GROUP, HEARTBEAT_TTL, RENEW_EVERY, Keys, WarnOnce, connect, masked, node_name
 
 log = logging.getLogger("scraper")
@@ -332,11 +331,6 @@ def _drain(source: queue.SimpleQueue[Any], most: int, timeout: float) -> list[An
     return items
 
 
-def parent_alive() -> bool:
-    parent = multiprocessing.parent_process()
-    return parent is None or parent.is_alive()
-
-
 # -- joining a crawl ------------------------------------------------------------------------
 
 
@@ -376,9 +370,8 @@ def check_runnable(spec: WorkerSpec, crawl_id: str, parse: str | None = None) ->
 
 
 def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
-    """A worker process the coordinator started (-w N, or its isolation worker): one crawl."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """A worker process the coordinator started (-w N, or its isolation worker) with
+    local.run_child: one crawl."""
     client, keys = connect(url), Keys(crawl_id)
     spec = wait_for_crawl(client, keys, url, threading.Event(), say=False)
     if spec is None:
