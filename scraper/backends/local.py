@@ -14,7 +14,7 @@ run, and a fork then copies whatever lock one of them held at that moment
 (Python 3.12+ warns of it): when the crawl forks, they start from a
 forkserver instead (Python 3.14's default on Linux), a process exec'd fresh
 that runs no thread of ours, so nothing it forks can inherit a held lock.
-Objects shared with workers must then be made with `shared_context()`: a
+A queue handed to such a process must be made in its context (`later`): a
 fork context's locks cannot be handed to a forkserver's child.
 """
 
@@ -58,12 +58,6 @@ def later_context(context: Any) -> Any:
         later.set_forkserver_preload(PRELOAD)  # read when the server starts (at the first such process)
         return later
     return context
-
-
-def shared_context(context: Any) -> Any:
-    """The context to make queues, pipes and shared memory with: the later one, whose
-    objects both a forked child (it inherits them) and a later one (pickled) can use."""
-    return later_context(context)
 
 
 def run_child(target: Callable[..., None], *args: Any) -> None:

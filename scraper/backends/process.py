@@ -48,7 +48,7 @@ from ..config import CrawlConfig
 from ..fetcher import Fetcher, worker_main
 from ..records import Result, Task, WorkerSpec
 from .base import PREFETCH, Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
-from .local import Local, LocalProcesses, parent_alive, run_child, shared_context
+from .local import Local, LocalProcesses, parent_alive, run_child
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,21 @@ class ProcessGroup:
     (their supervision: local.py)."""
 
     def __init__(self, context: Any, spec: WorkerSpec, count: int) -> None:
-        self.shared = shared_context(context)  # queues, pipes, shared memory
+        self.context = context
         self.spec = spec
         self.count = count
-        self._wanted = self.shared.RawValue("i", 1)  # fetch threads wanted in each worker
+        self._wanted = context.RawValue("i", 1)  # fetch threads wanted in each worker
         self._serial = 0
         self._local = LocalProcesses(context, count, self._launch)
-        self._open_channels()
+        self._open_channels(context)
 
-    def _open_channels(self) -> None:
-        self._stop = self.shared.RawValue("b", 0)  # 1: stop (a byte: written and read whole)
-        self._tasks = _Tasks(self)
-        self._results = _PipeResults(self.shared)
+    def _open_channels(self, context: Any) -> None:
+        """Channels whose queue the processes to come can take: the first set's are made
+        in the crawl's context (a fork costs nothing more), those of a fresh set after a
+        recovery, and the isolation queue, in the context they start with (local.py)."""
+        self._stop = context.RawValue("b", 0)  # 1: stop (a byte: written and read whole)
+        self._tasks = _Tasks(context, self)
+        self._results = _PipeResults(context)
 
     @property
     def tasks(self) -> _Tasks:
@@ -125,9 +128,9 @@ class ProcessGroup:
         self._serial += 1
         name = f"process-{self._serial}"
         threads = 1 if isolated else self.spec.threads
-        board = _Board.new(self.shared, threads)
+        board = _Board.new(context, threads)
         sender = self._results.open(name)
-        tasks = self._tasks.isolated if isolated else self._tasks.shared
+        tasks = self._tasks.isolation_queue() if isolated else self._tasks.shared
         process = context.Process(
             target=run_child, name=name, daemon=True,
             args=(_process_main, name, self.spec, threads, tasks, sender, board, self._stop, self._wanted),
@@ -138,7 +141,7 @@ class ProcessGroup:
 
     def _isolate(self, task: Task) -> None:
         self._local.isolation()
-        self._tasks.isolated.put(task)
+        self._tasks.isolation_queue().put(task)
 
     def delivered(self) -> list[Result]:
         return []  # nothing outlives a crawl here
@@ -181,7 +184,7 @@ class ProcessGroup:
         self._stop.value = 1
         self._local.kill_all()
         self._close_channels()
-        self._open_channels()
+        self._open_channels(self._local.later)
         self._local.start()
         return list(in_flight.values())
 
@@ -199,12 +202,12 @@ class ProcessGroup:
 
 
 class _Tasks:
-    """The task channel: the shared queue, and the isolation worker's for tasks sent again."""
+    """The task channel: the shared queue, and the isolation worker's for tasks sent alone."""
 
-    def __init__(self, group: ProcessGroup) -> None:
+    def __init__(self, context: Any, group: ProcessGroup) -> None:
+        self.shared = context.Queue()
         self.group = group
-        self.shared = group.shared.Queue()
-        self.isolated = group.shared.Queue()
+        self.isolated: Any = None  # its queue, made when first needed
 
     def put(self, task: Task, alone: bool = False) -> None:
         if alone:
@@ -212,10 +215,17 @@ class _Tasks:
         else:
             self.shared.put(task)
 
+    def isolation_queue(self) -> Any:
+        """Made in the isolation worker's context (local.py: it starts while threads run)."""
+        if self.isolated is None:
+            self.isolated = self.group._local.later.Queue()
+        return self.isolated
+
     def close(self) -> None:
         for q in (self.shared, self.isolated):
-            q.cancel_join_thread()  # do not block exit on tasks no one will read
-            q.close()
+            if q is not None:
+                q.cancel_join_thread()  # do not block exit on tasks no one will read
+                q.close()
 
 
 class _PipeResults:
