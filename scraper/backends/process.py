@@ -26,9 +26,13 @@ running fetch threads (fork, spawn or forkserver: the context decides).
   does with a broken pool, but goes on: it kills every worker, abandons the
   queues and starts a fresh set; every task in flight is sent again.
 - Blame: a process runs several tasks at once, so when it dies it cannot be
-  told which one killed it. A task sent again after a death (attempt > 0)
-  runs in the isolation worker, a process of one fetch thread with a queue of
-  its own, one task at a time: a death there names its culprit for sure.
+  told which one killed it. A task the crawl sends again after a death
+  (`put(task, alone=True)`) runs in the isolation worker, a process of one
+  fetch thread with a queue of its own, one task at a time: a death there
+  names its culprit for sure.
+- Starting, replacing and stopping the processes: local.py (shared with the
+  redis backend's local workers); a fresh set and the isolation worker start
+  from a forkserver when the crawl forks.
 """
 
 from __future__ import annotations
