@@ -31,7 +31,7 @@ from typing import Any
 from . import errors
 from .aggregator import Aggregator
 from .backends import get_backend
-from .backends.base import PREFETCH, Failure, WorkerGroup, hung_after
+from .backends.base import PREFETCH, Failure, Reason, WorkerGroup, hung_after
 from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError, UsageError
@@ -84,16 +84,16 @@ class Crawl:
             check_warc_folder(config.warc)
         self.since = Since(config.since) if config.since else None
         self.pool = get_backend(config.backend, config).workers(spec, config.workers)
-        journal = None
-        if config.output_path:
-            journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
-        self.aggregator = Aggregator(self.stats, journal)
+        self.aggregator = Aggregator(self.stats)
         try:
             self.pool.start()
-            # Only now that the crawl has started: -O empties its file, and a new
-            # crawl's store replaces an old one (a failed start changes no file).
-            if journal is not None:
+            # Only now that the crawl has started (a refused start changes no file):
+            # the output opens (-O empties it) and a new crawl's store replaces an old one.
+            journal = None
+            if config.output_path:
+                journal = Journal(config.output_path, overwrite=bool(config.overwrite_output))
                 journal.start()
+            self.aggregator.journal = journal
             self.store, self._resume_offset = open_store(config, journal)
             self.scheduler = Scheduler(config, self.allowed_hosts, max_threads=spec.threads,
                                        queue_ahead=self._queue_ahead(), since=self.since,
@@ -215,6 +215,8 @@ class Crawl:
         if now - self._last_check < CHECK_EVERY:
             return []
         self._last_check = now
+        for task in self.pool.lost(self.scheduler.in_flight):  # a broker's loss: no one's failure
+            self.pool.tasks.put(task)
         failures = self.pool.failed()
         if not failures:
             return []
@@ -238,11 +240,14 @@ class Crawl:
                 error = self._failure_error(cause)
                 settled.append(Result(task, failed_record(task, cause.worker, error)))
                 continue
-            self.pool.tasks.put(task if cause is None else self.scheduler.next_attempt(task))
+            if cause is None:
+                self.pool.tasks.put(task)
+            else:
+                self.pool.tasks.put(self.scheduler.next_attempt(task), alone=True)
         return self._collect(settled)
 
     def _failure_error(self, failure: Failure) -> str:
-        if failure.reason == "died":
+        if failure.reason == Reason.DIED:
             return errors.WORKER_DIED
         return errors.describe(errors.PARSE, f"still parsing after {hung_after(self.spec):g} s")
 
@@ -300,6 +305,7 @@ class Crawl:
         # in flight are abandoned (--resume fetches them again).
         scheduler = getattr(self, "scheduler", None)  # None when __enter__ failed before it
         early = self._stop_deadline is not None or scheduler is None or not scheduler.finished()
+        self.stats.waited = self.pool.waited()
         self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
 
 

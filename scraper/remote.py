@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .backends.redis_worker import parent_alive, serve
+from .backends.redis_worker import check_runnable, parent_alive, serve, wait_for_crawl
 from .backends.streams import Keys, connect, masked, redis_url
 from .callbacks import resolve_callback
 from .errors import UsageError
@@ -37,11 +37,22 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="scraper: %(levelname)s: %(message)s", stream=sys.stderr)  # fmt: skip
     try:
-        url = redis_url(args.url)
+        url = redis_url(args.url or args.redis)
         return run_worker(url, args) if command == "worker" else print_status(url, args.crawl_id)
     except UsageError as exc:
         print(f"scraper {command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `scraper status | head -1`
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of standard output went away: end quietly with 141, as the crawl
+    command does (cli.py); stdout goes to /dev/null, or the flush at exit fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -51,6 +62,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         if command == "worker" else "show each crawl on this Redis: state, pages, workers"))  # fmt: skip
     add = parser.add_argument
     add("url", nargs="?", metavar="URL", help="Redis URL (default: $SCRAPER_REDIS_URL)")
+    add("--redis", metavar="URL", help="the same URL, named as the coordinator names it")
     add("--crawl-id", default=None if command == "status" else "default", metavar="ID",
         help="the crawl's name (default: every crawl for status, 'default' for worker)")
     add("-v", "--verbose", action="store_true", help="more logging on stderr")
@@ -87,44 +99,57 @@ def run_worker(url: str, args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
-    refused = False
     if args.workers == 1:
         serve(url, args.crawl_id, args.concurrency, args.forever, stop, args.parse)
     else:
-        refused = _run_processes(url, args, stop)
+        _run_processes(url, args, stop)
     if received:
         return 143 if received[0] == signal.SIGTERM else 130
-    return 2 if refused else 0
+    return 0
 
 
-def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) -> bool:
-    """Whether a process was refused (check_runnable: it said why and exited 2)."""
+def _run_processes(url: str, args: argparse.Namespace, stop: threading.Event) -> None:
+    """`-w N` processes that stand or fall together: this one waits for the crawl and
+    checks it can run its tasks first (so each message is said once, not N times);
+    a child refused later (a new crawl, --forever) ends them all with its one line."""
+    client, keys = connect(url), Keys(args.crawl_id)
+    spec = wait_for_crawl(client, keys, url, stop)
+    if spec is None:
+        return
+    check_runnable(spec, args.crawl_id, args.parse)
+    print(f"scraper worker: {args.workers} processes join crawl {args.crawl_id!r}", file=sys.stderr,
+          flush=True)  # fmt: skip
     context = multiprocessing.get_context("spawn")
-    child_args = (url, args.crawl_id, args.concurrency, args.forever, args.parse)
+    refusals = context.SimpleQueue()
+    child_args = (url, args.crawl_id, args.concurrency, args.forever, args.parse, refusals)
     processes = [context.Process(target=_serve_child, args=child_args) for _ in range(args.workers)]
     for process in processes:
         process.start()
     while any(p.is_alive() for p in processes):
-        if stop.wait(0.1):
+        refused = any(p.exitcode == 2 for p in processes)
+        if stop.wait(0.1) or refused:
             for process in processes:
                 if process.pid is not None and process.is_alive():
                     os.kill(process.pid, signal.SIGTERM)
             break
     for process in processes:
         process.join()
-    return any(process.exitcode == 2 for process in processes)
+    if not refusals.empty():
+        raise UsageError(refusals.get())
 
 
-def _serve_child(url: str, crawl_id: str, concurrency: int | None, forever: bool, parse: str | None) -> None:
+def _serve_child(
+    url: str, crawl_id: str, concurrency: int | None, forever: bool, parse: str | None, refusals: Any
+) -> None:  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays a Ctrl-C as SIGTERM
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     watcher = threading.Thread(target=_stop_with_parent, args=(stop,), daemon=True)
     watcher.start()
     try:
-        serve(url, crawl_id, concurrency, forever, stop, parse)
-    except UsageError as exc:
-        print(f"scraper worker: error: {exc}", file=sys.stderr, flush=True)
+        serve(url, crawl_id, concurrency, forever, stop, parse, say=False)
+    except UsageError as exc:  # the parent says it, once
+        refusals.put(str(exc))
         sys.exit(2)
 
 
@@ -148,6 +173,8 @@ def print_status(url: str, crawl_id: str | None) -> int:
 
 def status_lines(client: Any, keys: Keys) -> list[str]:
     state = (client.get(keys.state) or b"unknown").decode()
+    if state == "running" and not client.exists(keys.lock):  # its keys expire STATE_TTL after it
+        state = "running, coordinator gone (--resume continues it)"
     stats = {k.decode(): v.decode() for k, v in client.hgetall(keys.stats).items()}
     done = int(stats.get("done", 0))
     started = float(stats.get("started_at", 0) or 0)

@@ -21,6 +21,7 @@ class CrawlStats:
     details: Counter[str] = field(default_factory=Counter)  # whole error strings, for "nothing succeeded"
     skipped: Counter[str] = field(default_factory=Counter)
     slowed: Counter[str] = field(default_factory=Counter)  # host -> 429/503 slow-downs
+    waited: float = 0.0  # seconds spent waiting for a first worker: not counted in the rate
     worker_failures: int = 0  # workers that died or hung (each restarted the pool)
     resumed: int = 0  # pages already in the output when the crawl resumed
     sitemap_urls: int = 0  # page URLs the sitemaps gave (--sitemaps), scheduled or not
@@ -51,7 +52,8 @@ class CrawlStats:
 
     @property
     def pages_per_second(self) -> float:
-        return self.pages / self.duration if self.duration > 0 else 0.0
+        working = self.duration - self.waited
+        return self.pages / working if working > 0 else 0.0
 
     def summary(self) -> str:
         """A few lines for stderr: pages, errors by kind, skips, rate and time."""

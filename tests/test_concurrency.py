@@ -162,7 +162,7 @@ def test_workers_with_many_fetch_threads_end_on_the_stop_broadcast(backend):
     group.scale(32)
     group.start()
     time.sleep(1.0)  # let every fetch thread start and wait for a task
-    processes = [worker.process for worker in group._workers]
+    processes = [worker.process for worker in group._local.workers]
     started = time.monotonic()
     group.stop(started + 20)
     took = time.monotonic() - started

@@ -353,4 +353,6 @@ def test_the_output_is_closed_when_the_workers_cannot_start(tmp_path, monkeypatc
     crawl = Crawl(CrawlConfig(backend="thread", output=str(tmp_path / "out.jsonl")), ["http://127.0.0.1:9/"])
     with pytest.raises(OSError, match="no more threads"):
         crawl.__enter__()
-    assert crawl.aggregator.journal.closed
+    # Workers start before the output opens: a refused start (a second coordinator of
+    # a running redis crawl, same -O) must not truncate the output (issue 21).
+    assert crawl.aggregator.journal is None and not (tmp_path / "out.jsonl").exists()

@@ -34,8 +34,7 @@ OWNERS = {
     "tqdm": {"cli"},
     "warcio": {"warc"},  # --warc: written in the worker, beside the fetch
     "matplotlib": {"compare"},
-    "multiprocessing": {"backends.process", "backends.redis", "backends.redis_worker", "remote", "demo",
-                        "bench"},
+    "multiprocessing": {"backends.local", "backends.process", "backends.redis", "remote", "demo", "bench"},
     "redis": {"backends.streams"},
     "numpy": {"seen", "frontier"},  # the seen-set's runs and a page's links, vectorized
     "sqlite3": {"store"},  # the frontier on disk

@@ -51,15 +51,27 @@ def test_a_hang_is_blamed_on_the_parse_that_overran_only():
 
 
 def test_a_task_sent_again_runs_in_the_isolation_worker_alone(monkeypatch):
+    from scraper.backends.local import Local
+
+    class Running:
+        def is_alive(self) -> bool:
+            return True
+
     group = ProcessGroup(multiprocessing.get_context("fork"), worker_spec(CrawlConfig()), 2)
-    started: list[tuple[object, int]] = []
-    monkeypatch.setattr(group, "_start_worker", lambda tasks, threads: started.append((tasks, threads)) or 1)
+    started: list[tuple[str, bool]] = []
+
+    def launch(context: object, isolated: bool) -> Local:
+        started.append((context.get_start_method(), isolated))  # type: ignore[attr-defined]
+        return Local("isolation", Running())
+
+    monkeypatch.setattr(group._local, "launch", launch)
     try:
-        group.tasks.put(task(1))
-        assert started == []  # a first attempt goes to the shared queue
-        group.tasks.put(task(2, attempt=1))
-        group.tasks.put(task(3, attempt=1))
-        assert started == [(group.tasks.isolated, 1)]  # one worker of one fetch thread, started once
+        group.tasks.put(task(1, attempt=1))
+        assert started == []  # not `alone`: the shared queue, whatever its attempt
+        group.tasks.put(task(2, attempt=1), alone=True)
+        group.tasks.put(task(3, attempt=1), alone=True)
+        # One isolation worker, started once, and not forked from a process whose threads run.
+        assert started == [("forkserver", True)]
         assert [group.tasks.isolated.get(timeout=5).id for _ in range(2)] == [2, 3]
         assert group.tasks.shared.get(timeout=5).id == 1
     finally:
@@ -76,10 +88,16 @@ class FakeGroup:
     def __init__(self) -> None:
         self.failures: list[Failure] = []
         self.sent: list[Task] = []
+        self.alone: list[int] = []
         self.recovered = 0
 
-    def put(self, task: Task) -> None:
+    def put(self, task: Task, alone: bool = False) -> None:
         self.sent.append(task)
+        if alone:
+            self.alone.append(task.id)
+
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        return []
 
     @property
     def tasks(self) -> FakeGroup:
@@ -128,6 +146,7 @@ def test_blamed_tasks_are_sent_again_once_and_the_others_as_they_were():
     recovery = Recovery(task(1), task(2), task(3))
     sent, records = recovery.fail(died(1, 2))
     assert sorted(sent, key=lambda t: t.id) == [task(1, attempt=1), task(2, attempt=1), task(3)]
+    assert sorted(recovery.group.alone) == [1, 2]  # the crawl says which run alone
     assert records == []
     assert recovery.crawl.scheduler.in_flight[1].attempt == 1  # still in flight, retried once
 

@@ -2,10 +2,11 @@
 
 The crawl (scheduler + aggregator, one process) sees a backend as three ports:
 
-    TaskChannel   put(task), close()             tasks to the workers
+    TaskChannel   put(task, alone), close()      tasks to the workers
     ResultChannel receive(timeout) -> [Result]   what the workers send back
     WorkerGroup   start(), capacity(), scale(threads), activity(), failed(),
-                  recover(failures, in_flight) -> tasks to send again, stop(deadline)
+                  recover(failures, in_flight) -> tasks to send again,
+                  lost(in_flight) -> tasks a broker lost, waited(), stop(deadline)
 
 and a worker sees one port, its WorkerContext (next_task, send, done,
 should_stop, and progress: began/parsing/ended), over which the one worker
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from ..records import Result, Task, WorkerSpec
@@ -44,13 +46,23 @@ class Activity:
     parsing_for: float | None  # seconds since its parse began; None when not parsing
 
 
+class Reason(str, Enum):
+    """Why a worker failed. A broker losing data is no worker's failure (see `lost`)."""
+
+    DIED = "died"  # exited, was killed, or went silent
+    HUNG = "hung"  # a parse ran past hung_after()
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Failure:
     """A worker that died or hung, and the tasks that can have caused it."""
 
     worker: str
     task_ids: tuple[int, ...]
-    reason: str  # "died" or "hung"
+    reason: Reason
 
 
 def blamed_tasks(held: list[Activity]) -> tuple[int, ...]:
@@ -72,13 +84,14 @@ def hung_failures(activity: list[Activity], hung_after: float) -> list[Failure]:
     for a in activity:
         if a.parsing_for is not None and a.parsing_for > hung_after:
             hung.setdefault(a.worker, []).append(a.task_id)
-    return [Failure(worker, tuple(ids), "hung") for worker, ids in hung.items()]
+    return [Failure(worker, tuple(ids), Reason.HUNG) for worker, ids in hung.items()]
 
 
 class TaskChannel(Protocol):
-    def put(self, task: Task) -> None:
-        """Hand a task to the workers. A retried task (`attempt` > 0) runs alone
-        where the backend can tell which task killed a worker (see process.py)."""
+    def put(self, task: Task, alone: bool = False) -> None:
+        """Hand a task to the workers. `alone`: the crawl sends it again after a
+        failure it can have caused; it runs alone where the backend can tell which
+        task killed a worker (the isolation worker, see process.py)."""
 
     def close(self) -> None: ...
 
@@ -114,6 +127,10 @@ class WorkerGroup(Protocol):
     def max_concurrency(self) -> int:
         """Requests the workers could run at once with all their fetch threads."""
 
+    def waited(self) -> float:
+        """Seconds the crawl waited for its first worker to join (workers on other
+        machines, started by hand): left out of the crawl's pages/s."""
+
     def scale(self, threads: int) -> None:
         """Ask each worker to run `threads` fetch threads (up to its own limit)."""
 
@@ -124,6 +141,11 @@ class WorkerGroup(Protocol):
 
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
         """Replace what failed; the tasks of `in_flight` that must be sent again."""
+
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        """The tasks of `in_flight` a broker lost (a restart without persistence, or
+        from older data): sent again as they are. No worker failed: nothing is
+        blamed, nothing counts toward the crawl's restarts."""
 
     def stop(self, deadline: float, finished: bool = True) -> None:
         """Tell every worker to stop (a broadcast), wait for them until the

@@ -26,9 +26,13 @@ running fetch threads (fork, spawn or forkserver: the context decides).
   does with a broken pool, but goes on: it kills every worker, abandons the
   queues and starts a fresh set; every task in flight is sent again.
 - Blame: a process runs several tasks at once, so when it dies it cannot be
-  told which one killed it. A task sent again after a death (attempt > 0)
-  runs in the isolation worker, a process of one fetch thread with a queue of
-  its own, one task at a time: a death there names its culprit for sure.
+  told which one killed it. A task the crawl sends again after a death
+  (`put(task, alone=True)`) runs in the isolation worker, a process of one
+  fetch thread with a queue of its own, one task at a time: a death there
+  names its culprit for sure.
+- Starting, replacing and stopping the processes: local.py (shared with the
+  redis backend's local workers); a fresh set and the isolation worker start
+  from a forkserver when the crawl forks.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import multiprocessing
 import multiprocessing.util
 import queue
 import selectors
-import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -48,7 +51,8 @@ from typing import Any
 from ..config import CrawlConfig
 from ..fetcher import Fetcher, worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, blamed_tasks, hung_after, hung_failures
+from .base import PREFETCH, Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
+from .local import Local, LocalProcesses, parent_alive, run_child
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +96,9 @@ class _Board:
                 for task_id, took, parsing in rows if task_id != IDLE]  # fmt: skip
 
 
-@dataclass
-class _Worker:
-    name: str
-    process: Any
-    board: _Board
-
-
 class ProcessGroup:
-    """`count` worker processes on one shared queue, plus the isolation worker."""
+    """`count` worker processes on one shared queue, plus the isolation worker
+    (their supervision: local.py)."""
 
     def __init__(self, context: Any, spec: WorkerSpec, count: int) -> None:
         self.context = context
@@ -108,14 +106,16 @@ class ProcessGroup:
         self.count = count
         self._wanted = context.RawValue("i", 1)  # fetch threads wanted in each worker
         self._serial = 0
-        self._open_channels()
+        self._local = LocalProcesses(context, count, self._launch)
+        self._open_channels(context)
 
-    def _open_channels(self) -> None:
-        self._stop = self.context.RawValue("b", 0)  # 1: stop (a byte: written and read whole)
-        self._tasks = _Tasks(self)
-        self._results = _PipeResults(self.context)
-        self._workers: list[_Worker] = []
-        self._isolation: _Worker | None = None
+    def _open_channels(self, context: Any) -> None:
+        """Channels whose queue the processes to come can take: the first set's are made
+        in the crawl's context (a fork costs nothing more), those of a fresh set after a
+        recovery, and the isolation queue, in the context they start with (local.py)."""
+        self._stop = context.RawValue("b", 0)  # 1: stop (a byte: written and read whole)
+        self._tasks = _Tasks(context, self)
+        self._results = _PipeResults(context)
 
     @property
     def tasks(self) -> _Tasks:
@@ -126,29 +126,26 @@ class ProcessGroup:
         return self._results
 
     def start(self) -> None:
-        for _ in range(self.count):
-            self._workers.append(self._start_worker(self._tasks.shared, self.spec.threads))
+        self._local.start()
 
-    def _start_worker(self, tasks: Any, threads: int) -> _Worker:
+    def _launch(self, context: Any, isolated: bool) -> Local:
         self._serial += 1
         name = f"process-{self._serial}"
-        board = _Board.new(self.context, threads)
+        threads = 1 if isolated else self.spec.threads
+        board = _Board.new(context, threads)
         sender = self._results.open(name)
-        process = self.context.Process(
-            target=_process_main, name=name, daemon=True,
-            args=(name, self.spec, threads, tasks, sender, board, self._stop, self._wanted),
+        tasks = self._tasks.isolation_queue() if isolated else self._tasks.shared
+        process = context.Process(
+            target=run_child, name=name, daemon=True,
+            args=(_process_main, name, self.spec, threads, tasks, sender, board, self._stop, self._wanted),
         )  # fmt: skip
         process.start()
         self._results.started(sender)
-        return _Worker(name, process, board)
+        return Local(name, process, board)
 
     def _isolate(self, task: Task) -> None:
-        if self._isolation is None:
-            self._isolation = self._start_worker(self._tasks.isolated, threads=1)
-        self._tasks.isolated.put(task)
-
-    def _all(self) -> list[_Worker]:
-        return self._workers if self._isolation is None else [*self._workers, self._isolation]
+        self._local.isolation()
+        self._tasks.isolation_queue().put(task)
 
     def delivered(self) -> list[Result]:
         return []  # nothing outlives a crawl here
@@ -158,56 +155,50 @@ class ProcessGroup:
         # per look, and the crawl looks after every batch of results): a dead one
         # is replaced at the next failed() / recover().
         threads = min(self._wanted.value, self.spec.threads)
-        return len(self._workers) * (threads + PREFETCH)
+        return len(self._local.workers) * (threads + PREFETCH)
 
     def max_concurrency(self) -> int:
         return self.count * self.spec.threads
+
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        return []  # no broker: nothing outlives a worker's death but what recover() sends
+
+    def waited(self) -> float:
+        return 0.0  # the workers start with the crawl
 
     def scale(self, threads: int) -> None:
         self._wanted.value = max(1, min(self.spec.threads, threads))
 
     def activity(self) -> list[Activity]:
         now = time.monotonic()
-        return [a for worker in self._all() for a in worker.board.read(worker.name, now)]
+        return [a for local in self._local.all() for a in local.data.read(local.name, now)]
 
     def failed(self) -> list[Failure]:
         now, found = time.monotonic(), []
-        for worker in self._all():
-            held = worker.board.read(worker.name, now)
-            if not worker.process.is_alive():
-                found.append(Failure(worker.name, blamed_tasks(held), "died"))
+        for local in self._local.all():
+            held = local.data.read(local.name, now)
+            if not local.process.is_alive():
+                found.append(Failure(local.name, blamed_tasks(held), Reason.DIED))
             else:
                 found += hung_failures(held, hung_after(self.spec))
         return found
 
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
         """Kill every worker, abandon the channels, start a fresh set: all in flight is sent again."""
-        self._kill_all()
+        self._stop.value = 1
+        self._local.kill_all()
         self._close_channels()
-        self._open_channels()
-        self.start()
+        self._open_channels(self._local.later)
+        self._local.start()
         return list(in_flight.values())
 
     def stop(self, deadline: float, finished: bool = True) -> None:
         self._stop.value = 1
-        while any(w.process.is_alive() for w in self._all()) and time.monotonic() < deadline:
-            # A worker blocked on a full result pipe can only finish if we read.
-            # What arrives now is dropped: those tasks were abandoned, and
-            # --resume fetches them again, so nothing is lost or written twice.
-            self._results.receive(JOIN_POLL)
-        for worker in self._all():
-            if worker.process.is_alive():
-                log.warning("worker %s did not stop in time; killing it", worker.name)
-        self._kill_all()
+        # A worker blocked on a full result pipe can only finish if we read. What
+        # arrives now is dropped: those tasks were abandoned, and --resume fetches
+        # them again, so nothing is lost or written twice.
+        self._local.stop(deadline, wait=lambda: self._results.receive(JOIN_POLL))
         self._close_channels()
-
-    def _kill_all(self) -> None:
-        self._stop.value = 1
-        for worker in self._all():
-            if worker.process.is_alive():
-                worker.process.kill()
-        for worker in self._all():
-            worker.process.join(1.0)
 
     def _close_channels(self) -> None:
         self._tasks.close()
@@ -215,23 +206,30 @@ class ProcessGroup:
 
 
 class _Tasks:
-    """The task channel: the shared queue, and the isolation worker's for tasks sent again."""
+    """The task channel: the shared queue, and the isolation worker's for tasks sent alone."""
 
-    def __init__(self, group: ProcessGroup) -> None:
+    def __init__(self, context: Any, group: ProcessGroup) -> None:
+        self.shared = context.Queue()
         self.group = group
-        self.shared = group.context.Queue()
-        self.isolated = group.context.Queue()
+        self.isolated: Any = None  # its queue, made when first needed
 
-    def put(self, task: Task) -> None:
-        if task.attempt:
+    def put(self, task: Task, alone: bool = False) -> None:
+        if alone:
             self.group._isolate(task)
         else:
             self.shared.put(task)
 
+    def isolation_queue(self) -> Any:
+        """Made in the isolation worker's context (local.py: it starts while threads run)."""
+        if self.isolated is None:
+            self.isolated = self.group._local.later.Queue()
+        return self.isolated
+
     def close(self) -> None:
         for q in (self.shared, self.isolated):
-            q.cancel_join_thread()  # do not block exit on tasks no one will read
-            q.close()
+            if q is not None:
+                q.cancel_join_thread()  # do not block exit on tasks no one will read
+                q.close()
 
 
 class _PipeResults:
@@ -313,11 +311,8 @@ def _process_main(
     name: str, spec: WorkerSpec, threads: int, tasks: Any, sender: _LockedSender,
     board: _Board, stop: Any, wanted: Any,
 ) -> None:  # fmt: skip
-    """A worker process: this thread relays tasks to fetch threads it starts on demand."""
-    # The parent alone decides when to stop: a Ctrl-C sent to the whole process
-    # group must not kill a worker in the middle of a task.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """A worker process (started by local.run_child): this thread relays tasks to
+    fetch threads it starts on demand."""
     Fetcher(spec, name).close()  # a spec this process cannot run (a callback it cannot import) ends it
     relay = _Relay(name, tasks, sender, board, stop)
     started = 0
@@ -358,8 +353,7 @@ class _Relay:
             self._check_parent()
 
     def _check_parent(self) -> None:
-        parent = multiprocessing.parent_process()
-        self.parent_gone = parent is not None and not parent.is_alive()
+        self.parent_gone = not parent_alive()
 
     def should_stop(self) -> bool:
         return self.parent_gone or bool(self.stop.value)

@@ -45,8 +45,10 @@ from typing import Any, TypeVar
 from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import Result, Task, WorkerSpec
-from .base import Activity, Failure, hung_after, hung_failures
+from .base import Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
+from .local import Local, LocalProcesses, run_child
 from .redis_channels import StreamResults, StreamTasks, entries
+from .redis_lock import LOCK_TTL, LOST, STATE_TTL, Lock
 from .streams import (
     BATCH,
     CLAIM_IDLE,
@@ -61,7 +63,6 @@ from .streams import (
     redis_url,
 )
 
-LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
 # Tasks per worker that wait in the stream beyond its fetch threads: a worker reads
 # a batch ahead when its tasks are short (redis_worker.py), so that neither side pays a
 # round trip per task; with long tasks they wait in the stream for any idle thread.
@@ -70,9 +71,7 @@ LOOK_EVERY = 0.25  # seconds between the coordinator's looks at the lock and the
 TAKE_OVER_EVERY = 1.0  # seconds between its looks for tasks of silent workers
 OUTAGE_LIMIT = 60.0  # seconds Redis may be unreachable before the coordinator gives up (SPEC 8)
 RETRY_PAUSE = 0.5  # seconds between two attempts while Redis is unreachable
-LOST_EVERYTHING = "lost our keys (restarted without persistence?)"  # Failure reasons of "redis"
-LOST_SOME = "came back after an outage or a restart"
-STATE_TTL = 600  # seconds `state` and `stats` stay after a crawl ended (for `scraper status`)
+NO_WORKER_AFTER = 5.0  # seconds without any worker after which the coordinator says how to start one
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,12 +105,13 @@ class RedisGroup:
         self.spec = spec
         self.count = count
         self.me = node_name()
+        self.lock = Lock(self.keys, self.me)
         self.client: Any = None
         self._delivered: list[Result] = []  # results of an earlier coordinator (--resume)
         self._tasks = StreamTasks(self)
         self._results = StreamResults(self)
-        self._local: list[Any] = []  # local worker processes
-        self._isolation: Any = None  # the local process that runs tasks sent again, alone
+        context = multiprocessing.get_context(backend.start_method)
+        self._local = LocalProcesses(context, count, self._launch)  # -w N, and the isolation worker
         self._heartbeats: list[dict[str, Any]] = []
         self._last_look = self._last_take_over = 0.0
         self._wanted = 0
@@ -119,6 +119,12 @@ class RedisGroup:
         self._lost_state = False  # Redis lost our keys (a restart without persistence)
         self._run_id = ""  # the Redis server's: it changes when Redis restarts
         self._came_back = False  # Redis was away or restarted: some writes may be lost
+        self._started_at = 0.0
+        self._last_lost_look = 0.0
+        self._taken: set[int] = set()  # task ids taken over from silent workers, to send again
+        self._hangs_seen: set[tuple[str, int]] = set()  # (worker, task id) hangs reported
+        self._joined_at: float | None = None  # when the first worker was heard of
+        self._said_no_worker = False
 
     @property
     def tasks(self) -> StreamTasks:
@@ -131,8 +137,11 @@ class RedisGroup:
     # -- starting -------------------------------------------------------------------
 
     def start(self) -> None:
+        """Refused (UsageError) while another coordinator holds the crawl's lock;
+        until the lock is ours nothing is written (a refused start leaves Redis as it was)."""
         self.client = connect(self.url)
         self._take_lock()
+        self._started_at = time.monotonic()
         if self.backend.resume:
             self._delivered = self._results.read_all()
         self._prepare_streams()
@@ -140,41 +149,41 @@ class RedisGroup:
         self._start_local_workers()
 
     def _take_lock(self) -> None:
-        if not self.client.set(self.keys.lock, self.me, nx=True, px=int(LOCK_TTL * 1000)):
+        if not self.lock.take(self.client):
             holder = (self.client.get(self.keys.lock) or b"?").decode(errors="replace")
             raise UsageError(f"crawl {self.keys.crawl_id!r} is already running at {masked(self.url)} "
                              f"(coordinator {holder}); give another --crawl-id")  # fmt: skip
 
     def _prepare_streams(self) -> None:
         """A fresh task and result stream, the spec, and the state every worker waits for."""
-        k = self.keys
-        pipe = self.client.pipeline()
-        pipe.delete(k.tasks, k.isolated, k.results)
-        pipe.xgroup_create(k.tasks, GROUP, id="$", mkstream=True)
-        pipe.xgroup_create(k.isolated, GROUP, id="$", mkstream=True)
-        pipe.set(k.spec, wire.dump_spec(self.spec))
-        pipe.set(k.wanted, self._wanted or self.spec.threads)
-        pipe.hset(k.stats, mapping={"done": 0, "started_at": time.time(), "coordinator": self.me})
-        pipe.persist(k.stats)
-        pipe.set(k.state, "running")
-        pipe.set(k.lock, self.me, px=int(LOCK_TTL * 1000))
-        pipe.execute()
+        k, ttl = self.keys, str(STATE_TTL)
+        self.lock.write(
+            self.client,
+            ("DEL", k.tasks, k.isolated, k.results),
+            ("XGROUP", "CREATE", k.tasks, GROUP, "$", "MKSTREAM"),
+            ("XGROUP", "CREATE", k.isolated, GROUP, "$", "MKSTREAM"),
+            ("SET", k.spec, wire.dump_spec(self.spec), "EX", ttl),
+            ("SET", k.wanted, self._wanted or self.spec.threads, "EX", ttl),
+            ("DEL", k.stats),
+            ("HSET", k.stats, "done", 0, "started_at", time.time(), "coordinator", self.me),
+            ("SET", k.state, "running", "EX", ttl),
+            ("PEXPIRE", k.lock, int(LOCK_TTL * 1000)),
+        )  # fmt: skip
+        self.lock.renew(self.client)  # the TTL of the streams and stats too
         self._results.last_id = "0"
 
     def _start_local_workers(self) -> None:
-        for _ in range(self.count):
-            self._local.append(self._start_process(isolated=False))
+        self._local.start()
 
-    def _start_process(self, isolated: bool) -> Any:
+    def _launch(self, context: Any, isolated: bool) -> Local:
+        """A local worker: it gets only the URL and the crawl id (any start method works),
+        and is named as its consumer is (host:pid)."""
         from .redis_worker import run_local_worker
 
-        # The crawl's start method, as the process backend's (fork starts in milliseconds);
-        # spawn works as well: a worker gets only the URL and the crawl id.
-        context: Any = multiprocessing.get_context(self.backend.start_method)
-        process = context.Process(target=run_local_worker, args=(self.url, self.keys.crawl_id, isolated),
-                                  daemon=True)  # fmt: skip
+        process = context.Process(target=run_child, args=(run_local_worker, self.url, self.keys.crawl_id,
+                                                          isolated), daemon=True)  # fmt: skip
         process.start()
-        return process
+        return Local(_consumer(process), process)
 
     def isolate(self) -> bool:
         """Whether a task sent again after a death runs alone in the isolation worker
@@ -182,12 +191,8 @@ class RedisGroup:
         workers; with remote workers only (-w 0), blame stays per worker."""
         if self.count == 0:
             return False
-        if self._isolation is None or not self._isolation.is_alive():
-            self._isolation = self._start_process(isolated=True)
+        self._local.isolation()
         return True
-
-    def _all_local(self) -> list[Any]:
-        return self._local if self._isolation is None else [*self._local, self._isolation]
 
     # -- what the crawl asks ------------------------------------------------------
 
@@ -197,20 +202,41 @@ class RedisGroup:
     def capacity(self) -> int:
         """What the live workers announce: their fetch threads plus QUEUED each."""
         self._look()
+        self._notice_no_worker()
         wanted = self._wanted or self.spec.threads
         announced = sum(min(wanted, int(beat.get("threads", 1))) + QUEUED for beat in self._heartbeats)
         # Local workers count from the start: their first tasks wait in the stream
         # while they start, instead of the crawl waiting for their first heartbeat.
-        return max(announced, len(self._local) * (min(wanted, self.spec.threads) + QUEUED))
+        return max(announced, len(self._local.workers) * (min(wanted, self.spec.threads) + QUEUED))
 
     def max_concurrency(self) -> int:
         return max(1, self.count) * self.spec.threads
+
+    def waited(self) -> float:
+        """Seconds the crawl waited for its first worker (remote only, -w 0)."""
+        if self.count or not self._started_at:
+            return 0.0
+        return (self._joined_at or time.monotonic()) - self._started_at
+
+    def _notice_no_worker(self) -> None:
+        """Once, after NO_WORKER_AFTER seconds without a worker: say so, and how to start one."""
+        if self._joined_at is not None or self.count:
+            return
+        now = time.monotonic()
+        if self._heartbeats:
+            self._joined_at = now
+        elif now - self._started_at > NO_WORKER_AFTER and not self._said_no_worker:
+            self._said_no_worker = True
+            crawl = "" if self.keys.crawl_id == "default" else f" --crawl-id {self.keys.crawl_id}"
+            log.warning("no worker has joined crawl %r in %g s: start one on any machine that reaches "
+                        "Redis: scraper worker %s%s", self.keys.crawl_id, NO_WORKER_AFTER,
+                        masked(self.url), crawl)  # fmt: skip
 
     def scale(self, threads: int) -> None:
         threads = max(1, min(self.spec.threads, threads))
         if threads != self._wanted:
             self._wanted = threads
-            self._call(lambda: self.client.set(self.keys.wanted, threads))
+            self.write(("SET", self.keys.wanted, threads, "EX", STATE_TTL))
 
     def activity(self) -> list[Activity]:
         self._look()
@@ -219,34 +245,52 @@ class RedisGroup:
                 for task_id, (busy, parsing) in beat.get("holds", {}).items()]  # fmt: skip
 
     def failed(self) -> list[Failure]:
-        """Workers silent past CLAIM_IDLE (their tasks are taken over), hung parses,
-        dead local processes, and Redis having lost our keys (a restart)."""
+        """Workers silent past CLAIM_IDLE (their tasks are taken over), dead local
+        processes, and hung parses (each reported once: the hung thread goes on
+        showing it in its heartbeats while its retry runs elsewhere)."""
         self._look()
-        if self._lost_state:
-            self._lost_state = False
-            return [Failure("redis", (), LOST_EVERYTHING)]
         now = time.monotonic()
         if now - self._last_take_over < TAKE_OVER_EVERY:
             return []
         self._last_take_over = now
-        run_id = self._call(self._server_run_id)
-        if self._came_back or run_id != self._run_id:
-            self._came_back, self._run_id = False, run_id
-            return [Failure("redis", (), LOST_SOME)]
-        found = self._take_over(self._dead_local())
-        found += hung_failures(self.activity(), hung_after(self.spec))
+        return self._take_over(self._dead_local()) + self._new_hangs()
+
+    def _new_hangs(self) -> list[Failure]:
+        found = []
+        for failure in hung_failures(self.activity(), hung_after(self.spec)):
+            fresh = tuple(i for i in failure.task_ids if (failure.worker, i) not in self._hangs_seen)
+            self._hangs_seen.update((failure.worker, i) for i in fresh)
+            if fresh:
+                found.append(Failure(failure.worker, fresh, Reason.HUNG))
         return found
 
     def recover(self, failures: list[Failure], in_flight: Mapping[int, Task]) -> list[Task]:
-        """Dead local processes are replaced; the tasks of `in_flight` to send again."""
+        """Dead local processes are replaced, and local ones with a hung parse too (a
+        stuck thread is capacity lost for good); every task taken over is sent again
+        (those blamed are the failures' own)."""
+        self._kill_hung_local({f.worker for f in failures if f.reason == Reason.HUNG})
         self._replace_dead_local()
-        reasons = {f.reason for f in failures if f.worker == "redis"}
-        if LOST_EVERYTHING in reasons:
+        again = self._taken | {task_id for failure in failures for task_id in failure.task_ids}
+        self._taken = set()
+        return [task for task_id, task in in_flight.items() if task_id in again]
+
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        """Tasks in flight Redis lost: all of them after it lost our keys (a restart
+        without persistence); after an outage or a restart from older data, those it
+        has in no stream. Looked at every TAKE_OVER_EVERY seconds."""
+        self._look()
+        if self._lost_state:
+            self._lost_state = False
             return list(in_flight.values())
-        if LOST_SOME in reasons:
+        now = time.monotonic()
+        if now - self._last_lost_look < TAKE_OVER_EVERY:
+            return []
+        self._last_lost_look = now
+        run_id = self._call(self._server_run_id)
+        if self._came_back or run_id != self._run_id:
+            self._came_back, self._run_id = False, run_id
             return self._missing(in_flight)
-        held = {task_id for failure in failures for task_id in failure.task_ids}
-        return [task for task_id, task in in_flight.items() if task_id in held]
+        return []
 
     def _missing(self, in_flight: Mapping[int, Task]) -> list[Task]:
         """Tasks in flight that Redis has nowhere, neither in a task stream (queued, or
@@ -272,31 +316,32 @@ class RedisGroup:
         return str(self.client.info("server").get("run_id", ""))
 
     def stop(self, deadline: float, finished: bool = True) -> None:
-        """The broadcast (state), then wait for local workers, then kill what is left."""
-        self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
-        while any(p.is_alive() for p in self._all_local()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for process in self._all_local():
-            if process.is_alive():
-                log.warning("local worker %s did not stop in time; killing it", process.pid)
-                process.kill()
-            process.join(1.0)
-        self._local.clear()
-        self._isolation = None
+        """The broadcast (state), then wait for local workers, then kill what is left.
+        Only while the lock is ours: a refused coordinator, or one whose lock went to a
+        newer one, touches nothing in Redis."""
+        ours = self.lock.held
+        if ours:
+            self._best_effort(lambda: self._end_crawl("done" if finished else "stopped"))
+        else:
+            deadline = time.monotonic()  # nothing told them to stop: do not wait for them
+        self._local.stop(deadline, warn=ours)
         if self.client is not None:
             self.client.close()
 
     def _end_crawl(self, state: str) -> None:
-        k = self.keys
-        pipe = self.client.pipeline()
-        pipe.set(k.state, state, ex=STATE_TTL)
-        pipe.hset(k.stats, "done", self._results.pages)
-        pipe.expire(k.stats, STATE_TTL)
-        pipe.delete(k.tasks, k.isolated, k.spec, k.wanted)
-        pipe.execute()
+        k, ttl = self.keys, str(STATE_TTL)
+        self.lock.write(
+            self.client,
+            ("SET", k.state, state, "EX", ttl),
+            ("HSET", k.stats, "done", self._results.pages),
+            ("EXPIRE", k.stats, ttl),
+            ("EXPIRE", k.results, ttl),
+            ("DEL", k.tasks, k.isolated, k.spec, k.wanted),
+        )  # fmt: skip
         self._results.trim(everything=True)
         # The lock last: until it goes, no second coordinator can start on what we leave.
-        self.client.delete(k.lock)
+        self.lock.write(self.client, ("DEL", k.lock))
+        self.lock.held = False
 
     # -- looking at Redis -----------------------------------------------------------
 
@@ -309,14 +354,21 @@ class RedisGroup:
         self._last_look = now
         self._call(self._renew_lock)
         self._heartbeats = self._call(self._read_heartbeats)
-        self._call(lambda: self.client.hset(self.keys.stats, "done", self._results.pages))
+        self.write(("HSET", self.keys.stats, "done", self._results.pages))
 
     def _renew_lock(self) -> None:
-        if self.client.set(self.keys.lock, self.me, xx=True, px=int(LOCK_TTL * 1000)):
+        """Renew the lock (and the TTL of the crawl's keys). Gone: taken again, and if
+        Redis lost the crawl's keys with it (a restart without persistence) they are
+        made again. Held by a newer coordinator: LockLost."""
+        if self.lock.renew(self.client):
+            return
+        if not self.lock.take(self.client):  # a newer coordinator took it meanwhile
+            raise self.lock.lost(self.client.get(self.keys.lock))
+        if self.client.exists(self.keys.spec):
+            log.warning("the crawl's lock had expired (this process paused for %g s?): taken again", LOCK_TTL)
             return
         log.warning("Redis lost the crawl's keys (restarted without persistence?): sending "
                     "the pages in flight again")  # fmt: skip
-        self._take_lock()
         self._prepare_streams()
         self._lost_state = True
 
@@ -328,7 +380,7 @@ class RedisGroup:
         beats = []
         for name, raw in zip(names, pipe.execute(), strict=True):
             if raw is None:
-                self.client.srem(self.keys.workers, name)
+                self.lock.write(self.client, ("SREM", self.keys.workers, name))
                 continue
             try:
                 beats.append(json.loads(raw))
@@ -338,60 +390,52 @@ class RedisGroup:
 
     def _dead_local(self) -> list[str]:
         """Consumer names of local worker processes that died (taken over at once)."""
-        return [f"{socket.gethostname()}:{p.pid}" for p in self._all_local() if not p.is_alive()]
+        return [local.name for local in self._local.dead()]
+
+    def _kill_hung_local(self, hung: set[str]) -> None:
+        """Kill the local processes among `hung`; their other tasks are taken over now."""
+        killed = [local for local in self._local.all() if local.name in hung]
+        self._local.kill(killed)
+        if killed:
+            self._take_over([local.name for local in killed])
 
     def _replace_dead_local(self) -> None:
-        if self._isolation is not None and not self._isolation.is_alive():
-            # Started again at once: tasks sent again may wait in its stream.
-            self._isolation = self._start_process(isolated=True)
-        dead = [p for p in self._local if not p.is_alive()]
-        for process in dead:
-            self._local.remove(process)
-        if dead:
-            keep, self.count = self.count, len(dead)
-            self._start_local_workers()
-            self.count = keep
+        self._local.replace_dead()
 
     def _take_over(self, dead: list[str]) -> list[Failure]:
-        """Tasks held by workers not heard of for CLAIM_IDLE seconds (or known dead)."""
+        """Every task of the workers known dead, or silent for CLAIM_IDLE seconds (a live
+        worker renews all it holds every second: one entry that old means it is gone).
+        All of a consumer's tasks, not only its old ones: those it read after its last
+        renewal are younger, and must not stay behind (issue 21, bug 3)."""
         taken: dict[str, list[int]] = {name: [] for name in dead}
         for stream in (self.keys.tasks, self.keys.isolated):
             pending: list[dict[str, Any]] = self._call(functools.partial(
                 self.client.xpending_range, stream, GROUP, min="-", max="+", count=10_000,
-                idle=None if dead else int(CLAIM_IDLE * 1000)))  # fmt: skip
-            held: dict[str, list[bytes]] = {}
-            for entry in pending:
-                name = entry["consumer"].decode()
-                if dead and name not in dead and entry["time_since_delivered"] < CLAIM_IDLE * 1000:
-                    continue
-                held.setdefault(name, []).append(entry["message_id"])
-            for name, ids in held.items():
-                taken.setdefault(name, []).extend(self._settle_taken(stream, name, ids))
-        return [Failure(name, tuple(task_ids), "died") for name, task_ids in taken.items()]
+                idle=int(CLAIM_IDLE * 1000)))  # fmt: skip
+            silent = dict.fromkeys([*dead, *(entry["consumer"].decode() for entry in pending)])
+            for name in silent:
+                taken.setdefault(name, []).extend(self._settle_taken(stream, name))
+        return [self._blame(name, task_ids) for name, task_ids in taken.items()]
 
-    def _settle_taken(self, stream: str, consumer: str, ids: list[bytes]) -> tuple[int, ...]:
-        """Read the tasks, then acknowledge and delete them: no one else will run them."""
-        if not ids:
-            return ()
+    def _blame(self, worker: str, task_ids: list[int]) -> Failure:
+        """As the other backends: a death while parsing is the parsing pages' fault
+        (blamed_tasks, from the worker's last heartbeat); every task taken is sent again."""
+        self._taken.update(task_ids)
+        held = [a for a in self.activity() if a.worker == worker and a.task_id in task_ids]
+        return Failure(worker, blamed_tasks(held) or tuple(task_ids), Reason.DIED)
 
-        def take() -> list[Any]:
-            pipe = self.client.pipeline()
-            for entry_id in ids:
-                pipe.xrange(stream, entry_id, entry_id)
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
-            pipe.xgroup_delconsumer(stream, GROUP, consumer)
-            return list(pipe.execute()[: len(ids)])
-
+    def _settle_taken(self, stream: str, consumer: str) -> tuple[int, ...]:
+        """Every task `consumer` holds, taken from it in one step: no one else will run them."""
+        messages = self._call(lambda: self.lock.take_over(self.client, stream, consumer))
         task_ids = []
-        for found in self._call(take):
-            for _, fields in found:
-                try:
-                    task_ids.append(wire.load_task(fields[b"m"]).id)
-                except (wire.WireError, KeyError):
-                    continue
-        log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
-                    consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
+        for message in messages:
+            try:
+                task_ids.append(wire.load_task(message).id)
+            except wire.WireError:
+                continue
+        if task_ids:
+            log.warning("worker %s died or was not heard of for %g s: taking over %d task(s)",
+                        consumer, CLAIM_IDLE, len(task_ids))  # fmt: skip
         return tuple(task_ids)
 
     # -- Redis unreachable ------------------------------------------------------------
@@ -405,6 +449,8 @@ class RedisGroup:
                 self._wait_out(exc)
                 continue
             except redis.ResponseError as exc:
+                if str(exc).startswith(LOST):
+                    raise self.lock.lost(str(exc)) from None
                 if "NOGROUP" not in str(exc):
                     raise
                 self._wait_out(exc)  # a restart without persistence: the lock check recreates
@@ -415,6 +461,10 @@ class RedisGroup:
                 self._outage_since = None
                 self._came_back = True
             return value
+
+    def write(self, *commands: tuple[Any, ...]) -> Any:
+        """Run `commands` if the lock is still ours (redis_lock.py), outages waited out."""
+        return self._call(lambda: self.lock.write(self.client, *commands))
 
     def _wait_out(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -434,3 +484,8 @@ class RedisGroup:
             operation()
         except Exception as exc:  # closing: Redis may be the reason we are closing
             log.warning("could not tell the workers the crawl ended (%s)", reason(exc))
+
+
+def _consumer(process: Any) -> str:
+    """The consumer name of a local worker process (redis_worker.node_name, seen from here)."""
+    return f"{socket.gethostname()}:{process.pid}"

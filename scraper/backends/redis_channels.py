@@ -21,6 +21,8 @@ from .streams import BATCH, WarnOnce
 
 TRIM_AFTER = 2.0  # seconds a result stays in its stream after it was read: the journal has it by then
 READ_COUNT = 256  # results per XREAD
+POLL = 0.002  # seconds between two reads of the results during a short wait (see receive)
+BLOCK_FROM = 0.5  # seconds: a longer wait blocks in Redis (its 100 ms clock is then close enough)
 
 
 class StreamTasks:
@@ -30,10 +32,10 @@ class StreamTasks:
         self.group = group
         self.waiting: list[bytes] = []
 
-    def put(self, task: Task) -> None:
+    def put(self, task: Task, alone: bool = False) -> None:
         message = wire.dump_task(task)
-        if task.attempt and self.group.isolate():
-            self.group._call(lambda: self.group.client.xadd(self.group.keys.isolated, {"m": message}))
+        if alone and self.group.isolate():
+            self.group.write(("XADD", self.group.keys.isolated, "*", "m", message))
             return
         self.waiting.append(message)
         if len(self.waiting) >= BATCH:
@@ -45,11 +47,12 @@ class StreamTasks:
             self.sent()
 
     def queue_on(self, pipe: Any) -> Any:
-        """The waiting tasks' XADDs on `pipe`; the caller calls sent() once it ran
-        (until then they stay, to go again after an outage)."""
-        key = self.group.keys.tasks
-        for message in self.waiting:
-            pipe.xadd(key, {"m": message})
+        """The waiting tasks' XADDs on `pipe`, in one script that checks the lock is
+        ours (redis_lock.py); the caller calls sent() once it ran (until then they
+        stay, to go again after an outage)."""
+        if self.waiting:
+            key = self.group.keys.tasks
+            self.group.lock.write(pipe, *(("XADD", key, "*", "m", message) for message in self.waiting))
         return pipe
 
     def sent(self) -> None:
@@ -72,18 +75,28 @@ class StreamResults:
 
     def receive(self, timeout: float) -> list[Result]:
         """The tasks the crawl put since the last call go out, and the results come
-        back, in one round trip (XADDs, then a blocking XREAD, in one pipeline)."""
-        group = self.group
-        key = group.keys.results
-        block = max(1, int(timeout * 1000))
+        back, in one round trip (XADDs, then an XREAD, in one pipeline).
 
-        def exchange() -> Any:
-            pipe = group.tasks.queue_on(group.client.pipeline(transaction=False))
-            pipe.xread({key: self.last_id}, count=READ_COUNT, block=block)
-            return pipe.execute()[-1]
+        Redis ends a blocked XREAD on its own clock (`hz` 10: every 100 ms), so a
+        BLOCK of 50 ms lasts 100: a short wait is a poll every POLL seconds instead,
+        or the crawl would see a host become ready (--delay) up to 100 ms late."""
+        deadline = time.monotonic() + timeout
+        block = int(timeout * 1000) if timeout >= BLOCK_FROM else None
+        found = self.group._call(lambda: self._exchange(block))
+        self.group.tasks.sent()
+        while not found and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(POLL, left))
+            found = self.group._call(lambda: self._exchange(None))
+        received = self._take(found)
+        self.trim()
+        return received
 
-        found = group._call(exchange)
-        group.tasks.sent()
+    def _exchange(self, block: int | None) -> Any:
+        pipe = self.group.tasks.queue_on(self.group.client.pipeline(transaction=False))
+        pipe.xread({self.group.keys.results: self.last_id}, count=READ_COUNT, block=block)
+        return pipe.execute()[-1]
+
+    def _take(self, found: Any) -> list[Result]:
         received = []
         for _, batch in found or ():
             for entry_id, fields in batch:
@@ -92,9 +105,8 @@ class StreamResults:
                 if result is not None:
                     received.append(result)
                     self.pages += result.task.kind == PAGE and result.redirect_to is None
-        if received or found:
+        if found:
             self._read.append((time.monotonic(), self.last_id))
-        self.trim()
         return received
 
     def _load(self, fields: Mapping[bytes, bytes]) -> Result | None:
@@ -115,7 +127,7 @@ class StreamResults:
             upto = self._read.popleft()[1]
         if upto is not None:
             minid = _next_id(upto)
-            self.group._call(lambda: self.group.client.xtrim(self.group.keys.results, minid=minid))
+            self.group.write(("XTRIM", self.group.keys.results, "MINID", minid))
 
     def read_all(self) -> list[Result]:
         """Every result still in the stream (an earlier coordinator's, for --resume)."""

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ from ..callbacks import resolve_callback
 from ..errors import UsageError
 from ..fetcher import worker_main
 from ..records import Result, Task, WorkerSpec
+from .local import parent_alive
 from .streams import BATCH, GROUP, HEARTBEAT_TTL, RENEW_EVERY, Keys, WarnOnce, connect, masked, node_name
 
 log = logging.getLogger("scraper")
@@ -332,11 +331,6 @@ def _drain(source: queue.SimpleQueue[Any], most: int, timeout: float) -> list[An
     return items
 
 
-def parent_alive() -> bool:
-    parent = multiprocessing.parent_process()
-    return parent is None or parent.is_alive()
-
-
 # -- joining a crawl ------------------------------------------------------------------------
 
 
@@ -376,9 +370,8 @@ def check_runnable(spec: WorkerSpec, crawl_id: str, parse: str | None = None) ->
 
 
 def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
-    """A worker process the coordinator started (-w N, or its isolation worker): one crawl."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """A worker process the coordinator started (-w N, or its isolation worker) with
+    local.run_child: one crawl."""
     client, keys = connect(url), Keys(crawl_id)
     spec = wait_for_crawl(client, keys, url, threading.Event(), say=False)
     if spec is None:
@@ -393,17 +386,19 @@ def run_local_worker(url: str, crawl_id: str, isolated: bool = False) -> None:
 
 def serve(
     url: str, crawl_id: str, concurrency: int | None, forever: bool, stop: threading.Event,
-    parse: str | None = None,
+    parse: str | None = None, say: bool = True,
 ) -> None:  # fmt: skip
     """One worker process of `scraper worker`: crawls until the end (or for ever).
-    UsageError when it cannot run the crawl's tasks (check_runnable)."""
+    UsageError when it cannot run the crawl's tasks (check_runnable). `say`: print
+    what it waits for and what it joined (one of `-w N` processes leaves it to its parent)."""
     client, keys = connect(url), Keys(crawl_id)
     while not stop.is_set():
-        spec = wait_for_crawl(client, keys, url, stop)
+        spec = wait_for_crawl(client, keys, url, stop, say)
         if spec is None:
             return
         check_runnable(spec, crawl_id, parse)
-        print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
+        if say:
+            print(f"scraper worker: {node_name()} joined crawl {crawl_id!r}", file=sys.stderr, flush=True)
         node = Node(client, keys, spec, concurrency or spec.threads)
         watcher = threading.Thread(target=_relay_stop, args=(stop, node), daemon=True)
         watcher.start()

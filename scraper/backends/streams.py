@@ -57,15 +57,24 @@ def connect(url: str) -> Any:
     try:
         client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         client.ping()
-    except redis.AuthenticationError:
-        raise UsageError(f"Redis at {masked(url)} refused the password (or user)") from None
+    except redis.AuthenticationError as exc:
+        raise UsageError(_refused_login(url, exc)) from None
     except redis.ResponseError as exc:
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-            raise UsageError(f"Redis at {masked(url)} needs a password (give it in the URL)") from None
+            raise UsageError(_refused_login(url, exc)) from None
         raise UsageError(f"Redis at {masked(url)}: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, ValueError) as exc:
         raise UsageError(f"cannot reach Redis at {masked(url)}: {reason(exc)}") from None
+    except redis.RedisError:  # InvalidResponse: something else answers there (an HTTP server)
+        raise UsageError(f"{masked(url)} is not a Redis server (it does not speak its protocol)") from None
     return client
+
+
+def _refused_login(url: str, exc: BaseException) -> str:
+    """No password given (NOAUTH) and a wrong one (WRONGPASS) call for different fixes."""
+    if urlsplit(url).password is None and "WRONGPASS" not in str(exc):
+        return f"Redis at {masked(url)} needs a password: give it in the URL (redis://:PASSWORD@host)"
+    return f"Redis at {masked(url)} refused the password (or user)"
 
 
 def reason(exc: BaseException) -> str:

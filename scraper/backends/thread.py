@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from ..config import CrawlConfig
 from ..fetcher import worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, hung_after, hung_failures
+from .base import PREFETCH, Activity, Failure, Reason, hung_after, hung_failures
 
 
 class ThreadBackend:
@@ -70,6 +70,12 @@ class ThreadGroup:
     def max_concurrency(self) -> int:
         return self.count
 
+    def lost(self, in_flight: Mapping[int, Task]) -> list[Task]:
+        return []  # no broker: nothing outlives a worker's death but what recover() sends
+
+    def waited(self) -> float:
+        return 0.0  # the workers start with the crawl
+
     def scale(self, threads: int) -> None:
         """Each worker is one fetch thread already."""
 
@@ -82,7 +88,7 @@ class ThreadGroup:
         for worker in self._workers:
             held = worker.activity(now)
             if not worker.thread.is_alive():
-                found.append(Failure(worker.name, (held.task_id,) if held else (), "died"))
+                found.append(Failure(worker.name, (held.task_id,) if held else (), Reason.DIED))
             elif held is not None:
                 found += hung_failures([held], hung_after(self.spec))
         return found
@@ -107,7 +113,10 @@ class ThreadGroup:
 class _QueueTasks:
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[Task] = queue.SimpleQueue()
-        self.put = self.queue.put
+
+    def put(self, task: Task, alone: bool = False) -> None:
+        """Threads share one queue: a thread cannot kill the others, so none runs alone."""
+        self.queue.put(task)
 
     def close(self) -> None:
         pass
