@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from scraper.backends import BACKENDS
+
 PACKAGE = "scraper"
 SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
 
@@ -143,6 +145,10 @@ def internal_edges(stem: str, tree: ast.Module) -> set[str]:
 
 
 GRAPH = {stem: internal_edges(stem, tree) for stem, tree in MODULES.items()}
+# The registry imports each backend by its name in a table (importlib, no import
+# statement): those are edges too, or a backend importing config.py (which imports
+# the registry) would close a cycle nobody sees.
+GRAPH["backends"] |= {target.partition(":")[0].removeprefix(PACKAGE + ".") for target, _ in BACKENDS.values()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -205,6 +211,10 @@ def test_the_import_walk_sees_every_kind_of_import():
 
 
 # -- (b) no cycles among scraper's modules --------------------------------------------------
+
+
+def test_the_registry_s_backends_are_edges_of_the_graph():
+    assert {"backends.process", "backends.thread", "backends.redis"} <= GRAPH["backends"]
 
 
 def test_internal_imports_have_no_cycle():

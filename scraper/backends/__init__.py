@@ -9,10 +9,10 @@ multiprocessing, or a Redis client).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .base import Backend
+    from .base import Backend, Settings
 
 # name -> "module:class" of its implementation, and a line for --help
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -23,7 +23,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
 BACKEND_NAMES = tuple(BACKENDS)
 
 
-def get_backend(name: str, config: Any) -> Backend:
+def get_backend(name: str, config: Settings) -> Backend:
     """The backend called `name`, set up from what it needs of `config` (a CrawlConfig)."""
     try:
         target = BACKENDS[name][0]

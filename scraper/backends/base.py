@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..records import Result, Task, WorkerSpec
 
@@ -174,14 +174,31 @@ class WorkerContext(Protocol):
     def parsing(self, active: bool) -> None: ...
 
 
+class Settings(Protocol):
+    """What the backends read of a crawl's settings (a CrawlConfig has them): a
+    protocol, so that no backend imports config.py (which imports their registry)."""
+
+    @property
+    def start_method(self) -> str | None: ...
+
+    @property
+    def resume(self) -> bool: ...
+
+    @property
+    def redis(self) -> str | None: ...
+
+    @property
+    def crawl_id(self) -> str: ...
+
+
 class Backend(Protocol):
     """A factory of worker groups (registered in backends/__init__.py)."""
 
     name: str
 
     @classmethod
-    def from_config(cls, config: Any) -> Backend:
-        """The backend set up from what it needs of a CrawlConfig."""
+    def from_config(cls, config: Settings) -> Backend:
+        """The backend set up from what it needs of the crawl's settings."""
 
     def workers(self, spec: WorkerSpec, count: int) -> WorkerGroup:
         """A group of `count` workers (not started yet) that run `spec`."""

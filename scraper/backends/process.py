@@ -48,10 +48,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import CrawlConfig
 from ..fetcher import Fetcher, worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
+from .base import PREFETCH, Activity, Failure, Reason, Settings, blamed_tasks, hung_after, hung_failures
 from .local import Local, LocalProcesses, parent_alive, run_child
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class ProcessBackend:
         self.context = multiprocessing.get_context(start_method)
 
     @classmethod
-    def from_config(cls, config: CrawlConfig) -> ProcessBackend:
+    def from_config(cls, config: Settings) -> ProcessBackend:
         return cls(config.start_method)
 
     def workers(self, spec: WorkerSpec, count: int) -> ProcessGroup:

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 from .. import wire
 from ..errors import ScraperError, UsageError
 from ..records import Result, Task, WorkerSpec
-from .base import Activity, Failure, Reason, blamed_tasks, hung_after, hung_failures
+from .base import Activity, Failure, Reason, Settings, blamed_tasks, hung_after, hung_failures
 from .local import Local, LocalProcesses, run_child
 from .redis_channels import StreamResults, StreamTasks, entries
 from .redis_lock import LOCK_TTL, LOST, STATE_TTL, Lock
@@ -87,7 +87,7 @@ class RedisBackend:
         self.start_method = start_method
 
     @classmethod
-    def from_config(cls, config: Any) -> RedisBackend:
+    def from_config(cls, config: Settings) -> RedisBackend:
         need_redis()
         return cls(redis_url(config.redis), config.crawl_id, config.resume, config.start_method)
 

@@ -14,17 +14,16 @@ import threading
 import time
 from collections.abc import Mapping
 
-from ..config import CrawlConfig
 from ..fetcher import worker_main
 from ..records import Result, Task, WorkerSpec
-from .base import PREFETCH, Activity, Failure, Reason, hung_after, hung_failures
+from .base import PREFETCH, Activity, Failure, Reason, Settings, hung_after, hung_failures
 
 
 class ThreadBackend:
     name = "thread"
 
     @classmethod
-    def from_config(cls, config: CrawlConfig) -> ThreadBackend:
+    def from_config(cls, config: Settings) -> ThreadBackend:
         return cls()
 
     def workers(self, spec: WorkerSpec, count: int) -> ThreadGroup:
