@@ -62,7 +62,7 @@ class Crawl:
 
     # The roles exist between __enter__ and __exit__.
     spec: WorkerSpec
-    pool: WorkerGroup
+    workers: WorkerGroup
     scheduler: Scheduler
     aggregator: Aggregator
 
@@ -83,10 +83,10 @@ class Crawl:
         if config.warc:
             check_warc_folder(config.warc)
         self.since = Since(config.since) if config.since else None
-        self.pool = get_backend(config.backend, config).workers(spec, config.workers)
+        self.workers = get_backend(config.backend, config).workers(spec, config.workers)
         self.aggregator = Aggregator(self.stats)
         try:
-            self.pool.start()
+            self.workers.start()
             # Only now that the crawl has started (a refused start changes no file):
             # the output opens (-O empties it) and a new crawl's store replaces an old one.
             journal = None
@@ -104,7 +104,7 @@ class Crawl:
         return self
 
     def _queue_ahead(self) -> int:
-        return queue_ahead(self.config.workers, self.pool.max_concurrency(), self.config.per_host)
+        return queue_ahead(self.config.workers, self.workers.max_concurrency(), self.config.per_host)
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
@@ -114,10 +114,10 @@ class Crawl:
         self._resume()
         self.scheduler.add_seeds(self.seeds)
         while not self.scheduler.finished() and not self._stop_expired():
-            self.pool.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
-            for task in self.scheduler.fill(self.pool.capacity()):
-                self.pool.tasks.put(task)
-            yield from self._collect(self.pool.results.receive(self._wait()))
+            self.workers.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
+            for task in self.scheduler.fill(self.workers.capacity()):
+                self.workers.tasks.put(task)
+            yield from self._collect(self.workers.results.receive(self._wait()))
             yield from self._recover_failed_workers()
             yield from self._commit(force=False)
         yield from self._commit(force=True)
@@ -164,7 +164,7 @@ class Crawl:
     def _write_delivered(self, path: str) -> None:
         """Resume, part 0: pages an earlier coordinator left in a broker (the redis
         backend's result stream) are written to the journal, not fetched again."""
-        delivered = self.pool.delivered()
+        delivered = self.workers.delivered()
         journal = self.aggregator.journal
         if not delivered or journal is None:
             return
@@ -215,9 +215,9 @@ class Crawl:
         if now - self._last_check < CHECK_EVERY:
             return []
         self._last_check = now
-        for task in self.pool.lost(self.scheduler.in_flight):  # a broker's loss: no one's failure
-            self.pool.tasks.put(task)
-        failures = self.pool.failed()
+        for task in self.workers.lost(self.scheduler.in_flight):  # a broker's loss: no one's failure
+            self.workers.tasks.put(task)
+        failures = self.workers.failed()
         if not failures:
             return []
         for failure in failures:
@@ -234,16 +234,16 @@ class Crawl:
             )
         blamed = {task_id: failure for failure in failures for task_id in failure.task_ids}
         settled = []
-        for task in self.pool.recover(failures, self.scheduler.in_flight):
+        for task in self.workers.recover(failures, self.scheduler.in_flight):
             cause = blamed.get(task.id)
             if cause is not None and task.attempt >= 1:
                 error = self._failure_error(cause)
                 settled.append(Result(task, failed_record(task, cause.worker, error)))
                 continue
             if cause is None:
-                self.pool.tasks.put(task)
+                self.workers.tasks.put(task)
             else:
-                self.pool.tasks.put(self.scheduler.next_attempt(task), alone=True)
+                self.workers.tasks.put(self.scheduler.next_attempt(task), alone=True)
         return self._collect(settled)
 
     def _failure_error(self, failure: Failure) -> str:
@@ -305,8 +305,8 @@ class Crawl:
         # in flight are abandoned (--resume fetches them again).
         scheduler = getattr(self, "scheduler", None)  # None when __enter__ failed before it
         early = self._stop_deadline is not None or scheduler is None or not scheduler.finished()
-        self.stats.waited = self.pool.waited()
-        self.pool.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
+        self.stats.waited = self.workers.waited()
+        self.workers.stop(time.monotonic() + (1.0 if early else STOP_JOIN), finished=not early)
 
 
 # multiprocessing's "Safe importing of main module": a worker process started

@@ -119,7 +119,7 @@ class Recovery:
         self.group = FakeGroup()
         self.crawl = Crawl(CrawlConfig(workers=1, backend="thread"), ["http://example.com/"])
         self.crawl.spec = worker_spec(self.crawl.config)
-        self.crawl.pool = self.group  # type: ignore[assignment]
+        self.crawl.workers = self.group  # type: ignore[assignment]
         from scraper.aggregator import Aggregator
         from scraper.scheduler import Scheduler
 
