@@ -292,7 +292,7 @@ class Crawl:
             return
         store.close()
         finished = self._stop_deadline is None and hasattr(self, "scheduler") and self.scheduler.finished()
-        if store.private or finished:
+        if store.private or (finished and not store.broken):
             remove_store(store.folder)
 
     def _close_since(self) -> None:

@@ -312,7 +312,7 @@ def test_an_output_without_a_store_resumes_by_replaying_it(serve, expected, writ
 def test_a_store_that_cannot_be_written_ends_the_crawl_and_its_output_stays_valid(
         serve, tmp_path, monkeypatch):  # fmt: skip
     server = serve(pages=60, delay=0.01)
-    out = tmp_path / "out.jsonl"
+    out = tmp_path / "out.jsonl"  # the store beside it fails at its first commit, whenever that is
 
     def full_disk(self):  # a full disk, as the store's commit sees it
         raise OSError(28, "No space left on device")
