@@ -256,9 +256,12 @@ class Frontier:
     def _in_scope(self, links: LinkBatch, seed: bool) -> np.ndarray:
         """Indices of the links on allowed hosts that pass --allow/--deny (seeds: all but scope)."""
         scope = self.scope
-        allowed = np.fromiter((host in scope for host in links.hosts), dtype=bool, count=len(links.hosts))
-        inside = allowed[np.frombuffer(links.host_index, dtype="<u4")]
-        candidates = np.flatnonzero(inside)
+        allowed = [host in scope for host in links.hosts]
+        if all(allowed):
+            candidates = np.arange(len(links))
+        else:
+            inside = np.array(allowed, dtype=bool)[np.frombuffer(links.host_index, dtype="<u4")]
+            candidates = np.flatnonzero(inside)
         self._count(SKIP_OFFSITE, len(links) - len(candidates))
         if self.url_filter and not seed and len(candidates):
             passes = np.fromiter((self.url_filter.passes(links.urls[i]) for i in candidates), dtype=bool,

@@ -70,18 +70,25 @@ class SeenSet:
         fingerprint repeated within the batch is new the first time only)."""
         if not len(fingerprints):
             return np.zeros(0, dtype=bool)
-        unique, first = np.unique(fingerprints, return_index=True)
-        known = np.zeros(len(unique), dtype=bool)
-        maybe = np.flatnonzero(self._maybe(unique))
+        ordered = np.sort(fingerprints)
+        if (ordered[1:] != ordered[:-1]).all():  # the common case: a page's links are distinct
+            keys, first = fingerprints, None
+        else:
+            keys, first = np.unique(fingerprints, return_index=True)
+        known = np.zeros(len(keys), dtype=bool)
+        maybe = np.flatnonzero(self._maybe(keys))
         if len(maybe):
-            candidates = unique[maybe]
+            candidates = keys[maybe]
             for run in self._runs:
                 known[maybe] |= _members(run, candidates)
-        new = np.zeros(len(fingerprints), dtype=bool)
-        new[first[~known]] = True
-        fresh = unique[~known]
+        if first is None:
+            new = ~known
+        else:
+            new = np.zeros(len(fingerprints), dtype=bool)
+            new[first[~known]] = True
+        fresh = keys[~known]
         if len(fresh):
-            self._runs.append(fresh)
+            self._runs.append(fresh if first is not None else np.sort(fresh))
             self._names.append(None)
             self._merge_small()
             self._remember(fresh)
@@ -300,10 +307,8 @@ class BlockedBloom:
         """Each key's word, and its bits in that word (fingerprints are uniform:
         their own bits are the hashes)."""
         keys = keys.astype(np.uint64, copy=False)
-        masks = np.zeros(len(keys), dtype=np.uint64)
-        one, six, bits = np.uint64(1), np.uint64(6), np.uint64(63)
-        for i in range(self.HASHES):
-            masks |= one << ((keys >> (six * np.uint64(i))) & bits)
+        bits = (keys[:, None] >> _HASH_SHIFTS) & np.uint64(63)  # HASHES slices of 6 bits
+        masks = np.bitwise_or.reduce(np.uint64(1) << bits, axis=1)
         return (keys >> self._shift).astype(np.intp), masks
 
     def maybe(self, keys: np.ndarray) -> np.ndarray:
@@ -317,6 +322,9 @@ class BlockedBloom:
         np.bitwise_or.at(self._words, where, masks)
         self.count += len(keys)
         return self.count <= self.capacity
+
+
+_HASH_SHIFTS = np.arange(0, 6 * BlockedBloom.HASHES, 6, dtype=np.uint64)
 
 
 def _members(run: np.ndarray, values: np.ndarray) -> np.ndarray:

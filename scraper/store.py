@@ -92,6 +92,7 @@ class Store:
         self.folder = folder
         self.private = private
         self.broken = False  # a commit failed: nothing more is committed
+        self._hosts: set[str] = set()  # the rows of `hosts`, once read
         if folder is not None and fresh:
             remove(folder)
         if folder is not None:
@@ -132,7 +133,9 @@ class Store:
         wire = json.dumps(chunk.wire) if chunk.wire else None
         row = (chunk.seq, chunk.host, chunk.depth, chunk.parent, "\n".join(chunk.urls), wire)
         self.db.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", row)
-        self.db.execute("INSERT OR IGNORE INTO hosts VALUES (?)", (chunk.host,))
+        if chunk.host not in self._hosts:
+            self.db.execute("INSERT OR IGNORE INTO hosts VALUES (?)", (chunk.host,))
+            self._hosts.add(chunk.host)
 
     def chunks(self, host: str, after: tuple[int, int], max_depth: int, limit: int) -> list[Chunk]:
         """The next chunks of `host` after (depth, seq) `after`, up to depth `max_depth`."""
@@ -146,7 +149,8 @@ class Store:
 
     def hosts_waiting(self) -> list[str]:
         """The hosts that had pages waiting (a resume reads one row per host, not per page)."""
-        return [host for (host,) in self.db.execute("SELECT host FROM hosts")]
+        self._hosts = {host for (host,) in self.db.execute("SELECT host FROM hosts")}
+        return sorted(self._hosts)
 
     def done_in(self, seq: int, size: int) -> set[int]:
         """Ids of a chunk's pages that are done."""
