@@ -409,19 +409,23 @@ class Frontier:
         return self._politeness.waiting(host) + self._parked[host]
 
     def _load(self, host: str, deepest: int) -> None:
+        """Read chunks of `host` until it has HOST_WINDOW tasks in memory (or none are left)."""
         waiting = self._waiting(host)
+        limit = 4
         while waiting < HOST_WINDOW:
-            chunks = self.store.chunks(host, self._cursor.get(host, (-1, -1)), deepest, limit=4)
-            for chunk in chunks:
-                self._cursor[host] = (chunk.depth, chunk.seq)
-                waiting += self._enter_chunk(chunk)
-            if len(chunks) < 4:
+            chunks = self.store.chunks(host, self._cursor.get(host, (-1, -1)), deepest, limit)
+            if chunks:
+                self._cursor[host] = (chunks[-1].depth, chunks[-1].seq)
+                done = self.store.done_between(chunks[0].seq, chunks[-1].seq + len(chunks[-1].urls))
+                for chunk in chunks:
+                    waiting += self._enter_chunk(chunk, done)
+            if len(chunks) < limit:
                 del self._stocked[host]
                 self._deeper[host] = None  # may have chunks of a depth not handed out yet
                 return
+            limit = min(4 * limit, HOST_WINDOW)  # small chunks (a page's few new links): read more at once
 
-    def _enter_chunk(self, chunk: Chunk) -> int:
-        done = self.store.done_in(chunk.seq, len(chunk.urls))
+    def _enter_chunk(self, chunk: Chunk, done: set[int]) -> int:
         loaded = _Loaded(chunk, len(chunk.urls))
         self._loaded[chunk.seq] = loaded
         bisect.insort(self._loaded_ids, chunk.seq)
@@ -668,7 +672,7 @@ class Frontier:
         if loaded.open > 0:
             self.store.page_done(task_id)
             return
-        self.store.chunk_done(chunk.host, chunk.depth, chunk.seq, len(chunk.urls))
+        self.store.chunk_done(chunk.seq, len(chunk.urls))
         del self._loaded[chunk.seq]
         del self._loaded_ids[where]
 

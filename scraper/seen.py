@@ -4,8 +4,9 @@ A log-structured set (Mercator's and BUbiNG's sieve, in the shape of an LSM
 tree): sorted runs of unique fingerprints, each run a file that is memory-mapped
 read-only, so that the runs cost the main process 8 bytes of disk per URL and
 no anonymous memory (the OS keeps the hot pages of the files in its page
-cache). New fingerprints gather in small sorted runs in memory until the next
-`persist()`, which writes them as a file; runs of similar size are merged
+cache). New fingerprints gather in a set in memory until the next `persist()`
+(the store's commit, once a second), which writes them as a sorted run; runs
+of similar size are merged
 (sizes stay geometric: O(log n) runs, each fingerprint rewritten O(log n)
 times); a large merge runs in a thread. A lookup of a batch is one binary
 search per run, vectorized by numpy.
@@ -52,7 +53,8 @@ class SeenSet:
         self._merging: tuple[threading.Thread, tuple[np.ndarray, np.ndarray], list[tuple[str, np.ndarray]]] \
             | None = None
         self._runs: list[np.ndarray] = []  # oldest (largest) first
-        self._names: list[str | None] = []  # file of each run; None while in memory only
+        self._names: list[str] = []  # the file of each run
+        self._pending: set[int] = set()  # added since the last persist()
         self._obsolete: list[str] = []  # files merged away, deleted after the next commit
         names = list(runs)
         self._ids = itertools.count(1 + max((_number(n) for n in names), default=0))
@@ -63,7 +65,7 @@ class SeenSet:
         self._rebuild_bloom()
 
     def __len__(self) -> int:
-        return sum(len(run) for run in self._runs)
+        return sum(len(run) for run in self._runs) + len(self._pending)
 
     def add_new(self, fingerprints: np.ndarray) -> np.ndarray:
         """Add `fingerprints`; a mask of those that were not in the set (a
@@ -75,12 +77,7 @@ class SeenSet:
             keys, first = fingerprints, None
         else:
             keys, first = np.unique(fingerprints, return_index=True)
-        known = np.zeros(len(keys), dtype=bool)
-        maybe = np.flatnonzero(self._maybe(keys))
-        if len(maybe):
-            candidates = keys[maybe]
-            for run in self._runs:
-                known[maybe] |= _members(run, candidates)
+        known = self._known(keys)
         if first is None:
             new = ~known
         else:
@@ -88,11 +85,25 @@ class SeenSet:
             new[first[~known]] = True
         fresh = keys[~known]
         if len(fresh):
-            self._runs.append(fresh if first is not None else np.sort(fresh))
-            self._names.append(None)
-            self._merge_small()
+            self._pending.update(fresh.tolist())
             self._remember(fresh)
         return new
+
+    def _known(self, keys: np.ndarray) -> np.ndarray:
+        """A mask of the keys in the set: the Bloom filter, then the pending set, then the runs."""
+        known = np.zeros(len(keys), dtype=bool)
+        maybe = np.flatnonzero(self._maybe(keys))
+        if len(maybe) and self._pending:
+            pending = self._pending
+            candidates = keys[maybe].tolist()
+            found = np.fromiter((key in pending for key in candidates), dtype=bool, count=len(maybe))
+            known[maybe[found]] = True
+            maybe = maybe[~found]
+        if len(maybe):
+            candidates = keys[maybe]
+            for run in self._runs:
+                known[maybe] |= _members(run, candidates)
+        return known
 
     def _maybe(self, keys: np.ndarray) -> np.ndarray:
         if self._next_bloom is not None and not self._next_bloom[0].is_alive():
@@ -115,42 +126,33 @@ class SeenSet:
         (numpy does the work; the runs it reads never change)."""
         if self._next_bloom is not None:
             return
+        runs = [*self._runs, np.fromiter(self._pending, dtype=FINGERPRINT, count=len(self._pending))]
         if len(self) < SMALL:  # small enough to build at once
-            self._bloom = _bloom_of(list(self._runs), 2 * len(self))
+            self._bloom = _bloom_of(runs, 2 * len(self))
             return
         bloom = BlockedBloom(2 * len(self))
-        runs = list(self._runs)
         thread = threading.Thread(target=_fill, args=(bloom, runs), name="seen-bloom", daemon=True)
         self._next_bloom = (thread, bloom, [])
         thread.start()
 
     def contains(self, fingerprints: np.ndarray) -> np.ndarray:
         """A mask of the fingerprints in the set."""
-        found = np.zeros(len(fingerprints), dtype=bool)
-        for run in self._runs:
-            found |= _members(run, fingerprints)
-        return found
+        return self._known(fingerprints)
 
     def persist(self) -> list[str]:
-        """Write the runs held in memory as files; the file names of the whole set.
-
-        In memory, runs are merged as they come; here the new ones become one
-        file, and files of similar size are merged into one.
-        """
+        """Write what was added since the last call as a run; the file names of the
+        whole set. Files of similar size are merged into one."""
         if self.folder is None:
             return []
-        pending = [i for i, name in enumerate(self._names) if name is None]
-        if pending:
-            fresh = np.sort(np.concatenate([self._runs[i] for i in pending]))
-            keep = [i for i in range(len(self._runs)) if self._names[i] is not None]
-            self._runs = [self._runs[i] for i in keep]
-            self._names = [self._names[i] for i in keep]
+        if self._pending:
+            fresh = np.sort(np.fromiter(self._pending, dtype=FINGERPRINT, count=len(self._pending)))
             name, run = self._write(fresh)
             self._runs.append(run)
             self._names.append(name)
+            self._pending = set()
         self._take_merged()
         self._merge_files()
-        return [name for name in self._names if name is not None]
+        return list(self._names)
 
     def committed(self) -> None:
         """The store committed the list persist() gave: the files merged away can go."""
@@ -160,14 +162,6 @@ class SeenSet:
         self._obsolete = []
 
     # -- runs --------------------------------------------------------------
-
-    def _merge_small(self) -> None:
-        """Merge in-memory runs while the newer one is at least half the older one."""
-        while (len(self._runs) >= 2 and self._names[-1] is None and self._names[-2] is None
-               and len(self._runs[-2]) <= 2 * len(self._runs[-1])):  # fmt: skip
-            newer, older = self._runs.pop(), self._runs.pop()
-            del self._names[-1]  # the merged run stays in memory: its name stays None
-            self._runs.append(np.sort(np.concatenate((older, newer)), kind="stable"))
 
     def _merge_files(self) -> None:
         """Merge the newest files while the newer is at least half the older. A
@@ -182,7 +176,7 @@ class SeenSet:
                 if self._merging is None:
                     self._start_merge(older, newer)
                 return
-            self._obsolete += [name for name in self._names[-2:] if name is not None]
+            self._obsolete += self._names[-2:]
             del self._runs[-2:], self._names[-2:]
             name, run = self._merge_into_file(older, newer)
             self._runs.append(run)
@@ -206,7 +200,7 @@ class SeenSet:
             return  # the merge failed (its error went to stderr): its runs stay as they are
         where = next(i for i, run in enumerate(self._runs) if run is older)
         assert self._runs[where + 1] is newer
-        self._obsolete += [name for name in self._names[where:where + 2] if name is not None]
+        self._obsolete += self._names[where:where + 2]
         self._runs[where:where + 2] = [result[0][1]]
         self._names[where:where + 2] = [result[0][0]]
 
@@ -258,7 +252,7 @@ class SeenSet:
         run = np.load(self._path(name), mmap_mode="r", allow_pickle=False)
         if run.dtype != FINGERPRINT or run.ndim != 1:
             raise ValueError(f"{name}: not a run of fingerprints")
-        return run
+        return run.view(np.ndarray)  # the same mapping, without np.memmap's cost per indexing
 
     def _path(self, name: str) -> str:
         assert self.folder is not None

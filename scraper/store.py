@@ -93,6 +93,8 @@ class Store:
         self.private = private
         self.broken = False  # a commit failed: nothing more is committed
         self._hosts: set[str] = set()  # the rows of `hosts`, once read
+        self._done: list[tuple[int]] = []  # pages done since the last commit
+        self._chunks_done: list[tuple[int, int]] = []  # chunks done since then: (first id, last id)
         if folder is not None and fresh:
             remove(folder)
         if folder is not None:
@@ -111,6 +113,7 @@ class Store:
         elif self.get("version") != SCHEMA_VERSION:
             raise StoreError(f"{path} was written by another version of scraper")
         self.seen = SeenSet(folder, self.get("runs") or [])
+        self._done_before = self.db.execute("SELECT 1 FROM done LIMIT 1").fetchone() is not None
         self.db.execute("BEGIN")
 
     @property
@@ -152,18 +155,21 @@ class Store:
         self._hosts = {host for (host,) in self.db.execute("SELECT host FROM hosts")}
         return sorted(self._hosts)
 
-    def done_in(self, seq: int, size: int) -> set[int]:
-        """Ids of a chunk's pages that are done."""
-        rows = self.db.execute("SELECT id FROM done WHERE id BETWEEN ? AND ?", (seq, seq + size - 1))
+    def done_between(self, first: int, last: int) -> set[int]:
+        """Ids from `first` to `last` of pages marked done by an earlier run (their
+        chunks still had pages waiting); an empty set at once when there are none."""
+        if not self._done_before:
+            return set()
+        rows = self.db.execute("SELECT id FROM done WHERE id BETWEEN ? AND ?", (first, last))
         return {page_id for (page_id,) in rows}
 
     def page_done(self, page_id: int) -> None:
-        self.db.execute("INSERT OR IGNORE INTO done VALUES (?)", (page_id,))
+        """A page of a chunk is done (written at the next commit)."""
+        self._done.append((page_id,))
 
-    def chunk_done(self, host: str, depth: int, seq: int, size: int) -> None:
-        """Every page of the chunk is done: it and its marks go."""
-        self.db.execute("DELETE FROM chunks WHERE seq = ?", (seq,))
-        self.db.execute("DELETE FROM done WHERE id BETWEEN ? AND ?", (seq, seq + size - 1))
+    def chunk_done(self, seq: int, size: int) -> None:
+        """Every page of the chunk is done: it and its marks go (at the next commit)."""
+        self._chunks_done.append((seq, seq + size - 1))
 
     # -- held pages -------------------------------------------------------
 
@@ -195,6 +201,11 @@ class Store:
         if self.broken:
             return
         try:
+            self.db.executemany("INSERT OR IGNORE INTO done VALUES (?)", self._done)
+            finished = [(first,) for first, _ in self._chunks_done]
+            self.db.executemany("DELETE FROM chunks WHERE seq = ?", finished)
+            self.db.executemany("DELETE FROM done WHERE id BETWEEN ? AND ?", self._chunks_done)
+            self._done, self._chunks_done = [], []
             runs = self.seen.persist()
             for key, value in state.items():
                 self._set(key, value)
