@@ -7,16 +7,17 @@ import os
 import random
 import shutil
 import signal
-import time
 from collections import Counter, deque
 
 import numpy as np
 import pytest
-from conftest import backend_params, read_jsonl, wait_until
+import redis
+from conftest import backend_params, read_jsonl, session_redis, wait_until
 
 import scraper.frontier
 import scraper.seen
 from scraper import crawl
+from scraper.backends.streams import Keys
 from scraper.errors import ScraperError
 from scraper.frontier import Frontier
 from scraper.linkbatch import canonical_host, fingerprint, link_batch
@@ -230,8 +231,9 @@ def test_sigkill_at_random_points_and_resume_write_every_page_once(
     want = set(expected(server, [server.url("/")], depth=10))
     out = cli_cwd / "out.jsonl"
     args = (seeds, "-o", out, "--depth", "10", "-w", "2", "--resume", *backend.cli_args)
+    crawl_id = f"kill-{os.getpid()}-{random.randrange(10**6)}"
     if backend.name == "redis":
-        args += ("--crawl-id", f"kill-{os.getpid()}-{random.randrange(10**6)}")
+        args += ("--crawl-id", crawl_id)
     rng = random.Random(20)
     for cycle in range(10):
         cli = start_cli(*args)
@@ -246,8 +248,9 @@ def test_sigkill_at_random_points_and_resume_write_every_page_once(
             cli.signal_group(signal.SIGKILL)
         cli.popen.wait(10)
         assert (cli_cwd / ("out.jsonl" + STORE_SUFFIX)).is_dir()  # the frontier, beside its output
-        if backend.name == "redis":
-            time.sleep(3.5)  # the dead coordinator's lock expires: a --resume before is refused
+        if backend.name == "redis":  # a --resume is refused while the dead coordinator's lock lives
+            lock = redis.Redis.from_url(session_redis()).exists
+            assert wait_until(lambda: not lock(Keys(crawl_id).lock), 10)  # noqa: B023
     result = run_cli(*args, timeout=120)
     assert result.rc == 0, result
     assert_exactly_once(read_jsonl(out), want)
