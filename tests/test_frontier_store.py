@@ -247,7 +247,8 @@ def test_sigkill_at_random_points_and_resume_write_every_page_once(
         else:  # the whole group: a power cut
             cli.signal_group(signal.SIGKILL)
         cli.popen.wait(10)
-        assert (cli_cwd / ("out.jsonl" + STORE_SUFFIX)).is_dir()  # the frontier, beside its output
+        if line_count(out) < len(want):  # (a crawl killed as it ended has removed its store)
+            assert (cli_cwd / ("out.jsonl" + STORE_SUFFIX)).is_dir()  # the frontier, beside its output
         if backend.name == "redis":  # a --resume is refused while the dead coordinator's lock lives
             lock = redis.Redis.from_url(session_redis()).exists
             assert wait_until(lambda: not lock(Keys(crawl_id).lock), 10)  # noqa: B023
