@@ -23,12 +23,15 @@ from .streams import GROUP, Keys
 
 LOCK_TTL = 3.0  # seconds the coordinator's lock outlives it (a --resume after a kill waits this)
 STATE_TTL = 600  # seconds a crawl's keys outlive its coordinator's last renewal, or its end
-LOST = "LOCKLOST"  # the error the scripts answer when the lock is not ours
+LOST = "LOCKLOST"  # the error the scripts answer when the lock is another's
+# A lock that is missing (Redis restarted without persistence) is no one's: the
+# scripts of the coordinator that held it take it again and go on.
 
 # ARGV: our name, then commands, each as its length followed by its words.
 GUARDED = """
 local holder = redis.call('GET', KEYS[1])
-if holder ~= ARGV[1] then return redis.error_reply('LOCKLOST ' .. tostring(holder)) end
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', LOCK_MS)
+elseif holder ~= ARGV[1] then return redis.error_reply('LOCKLOST ' .. tostring(holder)) end
 local out, i = {}, 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -36,7 +39,7 @@ while i <= #ARGV do
   i = i + n + 1
 end
 return out
-"""
+""".replace("LOCK_MS", str(int(LOCK_TTL * 1000)))
 
 # KEYS: the lock, then the keys whose TTL is renewed with it. ARGV: our name, lock ms, keys s.
 # Answers 1 (renewed), nil (no lock: expired, or Redis lost it) or the holder's name.
@@ -54,7 +57,8 @@ return 1
 # entries it still holds). KEYS: lock, stream. ARGV: our name, group, consumer.
 TAKE_OVER = """
 local holder = redis.call('GET', KEYS[1])
-if holder ~= ARGV[1] then return redis.error_reply('LOCKLOST ' .. tostring(holder)) end
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', LOCK_MS)
+elseif holder ~= ARGV[1] then return redis.error_reply('LOCKLOST ' .. tostring(holder)) end
 local stream, group, consumer = KEYS[2], ARGV[2], ARGV[3]
 local messages = {}
 for _, entry in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000000, consumer)) do
@@ -71,7 +75,7 @@ for _, entry in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000000, 
 end
 redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
 return messages
-"""
+""".replace("LOCK_MS", str(int(LOCK_TTL * 1000)))
 
 
 class LockLost(ScraperError):
