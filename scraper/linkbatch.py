@@ -64,9 +64,6 @@ class LinkBatch:
     def __reduce__(self) -> tuple:  # a slotted dataclass's default pickling is several times slower
         return (LinkBatch, (self.urls, self.fingerprints, self.hosts, self.host_index, self.as_linked))
 
-    def wire_url(self, index: int) -> str | None:
-        return self.as_linked.get(index)
-
     def is_consistent(self) -> bool:
         """Sizes agree (a batch from another machine is checked before use)."""
         n = len(self.urls)

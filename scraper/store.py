@@ -116,11 +116,6 @@ class Store:
         self._done_before = self.db.execute("SELECT 1 FROM done LIMIT 1").fetchone() is not None
         self.db.execute("BEGIN")
 
-    @property
-    def resumable(self) -> bool:
-        """True when an earlier crawl committed here (its journal offset is known)."""
-        return self.get("journal_offset") is not None
-
     # -- meta -------------------------------------------------------------
 
     def get(self, key: str) -> Any:
