@@ -70,19 +70,20 @@ class Journal:
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         """Write a batch of complete lines; OutputError if it cannot be written.
 
-        A batch that fails part-way is cut off again, so that no torn line is left.
+        A batch that fails part-way (a full disk) keeps the lines that were
+        written whole and cuts off the torn one, so that resume goes on from there.
         """
-        data = "".join(encode(record) for record in records).encode("utf-8")
-        if not data or self.broken:
+        lines = [encode(record).encode("utf-8") for record in records]
+        if not lines or self.broken:
             return
         start = os.lseek(self._fd, 0, os.SEEK_END) if self.regular else 0
         try:
-            _write_all(self._fd, data)
+            _write_all(self._fd, b"".join(lines))
         except OSError as exc:
             self.broken = True
             if self.regular:
                 with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, start)
+                    os.ftruncate(self._fd, start + _whole_lines(lines, os.fstat(self._fd).st_size - start))
             raise OutputError(self.path, exc) from None
         if time.monotonic() - self._last_sync >= FSYNC_EVERY:
             self.sync()
@@ -124,6 +125,16 @@ def _open(path: str, overwrite: bool) -> int:
         return os.open(path, flags, 0o666)
     except OSError as exc:
         raise UsageError(f"cannot write the output {path!r}: {exc.strerror or exc}") from None
+
+
+def _whole_lines(lines: list[bytes], written: int) -> int:
+    """Bytes of the leading lines that fit whole in the first `written` bytes."""
+    kept = 0
+    for line in lines:
+        if kept + len(line) > written:
+            break
+        kept += len(line)
+    return kept
 
 
 def _write_all(fd: int, data: bytes) -> None:
