@@ -16,9 +16,9 @@ def iter_crawl(
 ) -> Iterator[dict[str, Any]]:
     """Crawl `seeds` and yield one record (a dict) per page as it is written.
 
-    Settings are CrawlConfig fields, given as a `config` or as keywords
-    (keywords override the config). Memory stays bounded: records are not
-    kept. Leaving the loop early stops the workers.
+    Settings are CrawlConfig fields and the chosen backend's options, given as
+    a `config` or as keywords (keywords override the config). Memory stays
+    bounded: records are not kept. Leaving the loop early stops the workers.
     """
     config = _make_config(config, settings)
     urls = _check_seeds(seeds)
@@ -35,7 +35,7 @@ def crawl(
 
 def _make_config(config: CrawlConfig | None, settings: dict[str, Any]) -> CrawlConfig:
     if config is None:
-        return CrawlConfig(**settings)
+        return CrawlConfig.of(**settings)
     return config.replace(**settings) if settings else config
 
 

@@ -18,7 +18,8 @@ from enum import IntEnum
 from typing import Any
 
 from ._version import __version__
-from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers
+from .backends import BACKENDS, BackendOption, command_entry, load
+from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers, option_named
 from .crawl import Crawl
 from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError, configure_logging
 from .journal import STDOUT, OutputError
@@ -69,10 +70,10 @@ def entry_point() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] in (["worker"], ["status"]):  # the redis backend's commands (SPEC 8)
-        from .remote import main as remote_main
-
-        return remote_main(argv)
+    entry = command_entry(argv[0]) if argv else None
+    if entry is not None and entry.command_main:  # a backend's own command (`scraper worker`)
+        exit_status: int = load(entry.command_main)(argv)
+        return exit_status
     parser = build_parser()
     args = parser.parse_args(argv)
     args.given = given_options(argv)
@@ -102,10 +103,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         demo_config = checked_config(parser, args, output_default=None)
-        if demo_config.backend == "redis":  # a coordinator and two workers over a private Redis
-            from .redis_demo import run_redis_demo
-
-            return run_redis_demo(demo_config)
+        if demo_config.entry.demo:  # the backend's own (redis: a coordinator and two workers)
+            backend_demo: int = load(demo_config.entry.demo)(demo_config)
+            return backend_demo
         return run_demo(args, demo_config, args.workers)
     if args.seeds is None:
         parser.error("the following arguments are required: SEEDS (or use --demo)")
@@ -129,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("seeds", nargs="?", metavar="SEEDS", help="file of seed URLs, one per line ('-' for stdin)")
     outputs = parser.add_mutually_exclusive_group()
     for setting in fields(CrawlConfig):
-        add_option(outputs if setting.name in EXCLUSIVE_OUTPUTS else parser, setting)
+        if setting.name in OPTIONS:
+            add_option(outputs if setting.name in EXCLUSIVE_OUTPUTS else parser, setting)
+    for backend, entry in BACKENDS.items():
+        if entry.options:
+            group = parser.add_argument_group(f"options of --backend {backend}")
+            for name, own in entry.options.items():
+                add_backend_option(group, backend, name, own)
     add("--compare", action="store_true",
         help="crawl SEEDS serially, on N threads and on N processes; print a table and draw a chart")
     add("--demo", action="store_true",
@@ -160,6 +166,17 @@ def add_option(parser: Any, setting: Field[Any]) -> None:
                         help=spec.help)  # fmt: skip
 
 
+def add_backend_option(parser: Any, backend: str, name: str, own: BackendOption) -> None:
+    """The argparse argument of a backend's own setting (kept apart by its backend's name)."""
+    spec = own.option
+    parser.add_argument(*spec.flags, dest=backend_dest(backend, name), type=spec.kind.read,
+                        metavar=spec.metavar, help=spec.help)  # fmt: skip
+
+
+def backend_dest(backend: str, name: str) -> str:
+    return f"{backend}:{name}"
+
+
 def config_from_args(args: argparse.Namespace, output_default: str | None = DEFAULT_OUTPUT) -> CrawlConfig:
     """The CrawlConfig of the arguments; what was not given keeps its default."""
     values: dict[str, Any] = {}
@@ -169,7 +186,11 @@ def config_from_args(args: argparse.Namespace, output_default: str | None = DEFA
             values[name] = tuple(value) if isinstance(value, list) else value
     if args.output is None and args.overwrite_output is None:
         values["output"] = output_default
-    return CrawlConfig(**values)
+    for name in BACKENDS[args.backend].options:
+        value = getattr(args, backend_dest(args.backend, name))
+        if value is not None:
+            values[name] = value
+    return CrawlConfig.of(**values)
 
 
 def checked_config(
@@ -181,7 +202,7 @@ def checked_config(
     try:
         return config_from_args(args, output_default)
     except SettingError as exc:
-        parser.error(exc.worded(lambda name: OPTIONS[name].name))
+        parser.error(exc.worded(lambda name: option_named(name).name))
 
 
 # Options that contradict each other (issue 14): (given together?, why not).
@@ -193,19 +214,31 @@ CONTRADICTIONS: tuple[tuple[Callable[[argparse.Namespace], bool], str], ...] = (
     (lambda a: (a.compare or a.demo) and "-" in (a.output, a.overwrite_output),
      "--compare and --demo write one output per run beside -o FILE: give them a file, not -"),
     # Options that would do nothing together (issue 22): refused rather than ignored.
-    (lambda a: a.compare and a.backend == "redis",
-     "--compare runs serial, thread and process crawls on this machine: it takes no --backend redis"),
-    (lambda a: a.backend != "redis" and (a.redis is not None or "--crawl-id" in a.given),
-     "--redis and --crawl-id are for a distributed crawl: give them with --backend redis"),
+    (lambda a: a.compare and BACKENDS[a.backend].remote_workers,
+     "--compare runs serial, thread and process crawls on this machine: it takes no --backend {backend}"),
+    (lambda a: bool(foreign_options(a)), "{foreign}, not of --backend {backend}"),
     (lambda a: a.quiet and a.verbose, "-q/--quiet and -v/--verbose ask for opposite things: give one"),
-    (lambda a: a.start_method is not None and a.backend == "thread" and not (a.compare or a.demo),
-     "--start-method starts worker processes: --backend thread has none"),
+    (lambda a: a.start_method is not None and not BACKENDS[a.backend].processes and not (a.compare or a.demo),
+     "--start-method starts worker processes: --backend {backend} has none"),
 )
+
+
+def foreign_options(args: argparse.Namespace) -> str:
+    """The options given of backends other than the chosen one, and whose they are
+    ("--crawl-id is an option of --backend B"); "" if none. Given means on the command
+    line, even with its default value (`--crawl-id default`)."""
+    said = []
+    for backend, entry in BACKENDS.items():
+        flags = [flag for own in entry.options.values() for flag in own.option.flags if flag in args.given]
+        if flags and backend != args.backend:
+            verb = "is an option" if len(flags) == 1 else "are options"
+            said.append(f"{' and '.join(flags)} {verb} of --backend {backend}")
+    return "; ".join(said)
 
 
 def given_options(argv: Sequence[str]) -> set[str]:
     """The long options on the command line, given or not their default value
-    (`--crawl-id default` does nothing without --backend redis either).
+    (`--crawl-id default` is an option of one backend, whatever its value).
     Exact names: abbreviations are refused by the parser."""
     options = argv[: argv.index("--")] if "--" in argv else argv
     return {token.partition("=")[0] for token in options if token.startswith("--")}
@@ -215,7 +248,7 @@ def refuse_contradictions(parser: argparse.ArgumentParser, args: argparse.Namesp
     """Exit 2 with one line if two options given together contradict each other."""
     for given, problem in CONTRADICTIONS:
         if given(args):
-            parser.error(problem)
+            parser.error(problem.format(backend=args.backend, foreign=foreign_options(args)))
 
 
 def _import_from_current_folder() -> None:

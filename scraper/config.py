@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._version import __version__
-from .backends import BACKEND_NAMES, BACKENDS
+from .backends import BACKEND_NAMES, BACKENDS, DEFAULT_BACKEND, Entry
 from .callbacks import callback_ref
 from .options import (
     CALLBACK,
@@ -62,7 +62,7 @@ def default_workers() -> int:
 
 
 def _backends_help() -> str:
-    kinds = "; ".join(f"{name}: {text}" for name, (_, text) in BACKENDS.items())
+    kinds = "; ".join(f"{name}: {entry.summary}" for name, entry in BACKENDS.items())
     return f"worker type ({kinds.replace('%', '%%')}; default: %(default)s)"  # argparse formats help with %
 
 
@@ -75,6 +75,11 @@ class CrawlConfig:
     `parse(record, html_tree) -> dict` whose result is merged into `fields`, or
     "module:function" naming one; it is stored as the function, and `parse_ref`
     gives its name (workers that do not start from this process import it).
+
+    `backend_options` holds the settings the chosen backend declares for itself
+    (backends/__init__.py: `redis` and `crawl_id` for redis), its defaults filled
+    in; `CrawlConfig.of(backend="redis", redis=URL)` and `replace()` take them as
+    keywords like the others.
     """
 
     output: str | None = option(
@@ -85,12 +90,12 @@ class CrawlConfig:
         help="JSONL output, emptied once the crawl has started (a usage error leaves it as it was)")
     workers: int = option(
         Computed(default_workers), "-w", "--workers", kind=NON_NEGATIVE_INT, metavar="N",
-        help="fetcher processes (or threads; with --backend redis, local workers, 0 for remote only) "
-             f"(default: number of CPUs, {default_workers()} here)")
-    backend: str = option("process", "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
+        help="fetcher processes or threads on this machine (0: none, with a backend whose workers run "
+             f"elsewhere) (default: number of CPUs, {default_workers()} here)")
+    backend: str = option(DEFAULT_BACKEND, "--backend", kind=Choice(BACKEND_NAMES), help=_backends_help())
     concurrency: int | None = option(
         None, "--concurrency", kind=POSITIVE_INT, metavar="N",
-        help="most requests in flight in all (process backend: fetch threads spread over the workers; "
+        help="most requests in flight in all (fetch threads spread over the worker processes; "
              f"default: tuned while crawling, up to {AUTO_THREADS_PER_WORKER} per worker)")
     depth: int = option(
         0, "--depth", kind=NON_NEGATIVE_INT, metavar="N",
@@ -159,13 +164,6 @@ class CrawlConfig:
     start_method: str | None = option(
         None, "--start-method", kind=Choice(START_METHODS),
         help="multiprocessing start method (default: the platform's)")
-    redis: str | None = option(
-        None, "--redis", kind=TEXT, metavar="URL",
-        help="Redis of a distributed crawl (--backend redis): redis://, rediss:// or unix:// "
-             "(default: $SCRAPER_REDIS_URL)")
-    crawl_id: str = option(
-        "default", "--crawl-id", kind=TEXT, metavar="ID",
-        help="name of the crawl in Redis, so that crawls can share one (default: %(default)s)")
     parse: ParseCallback | str | None = option(
         None, "--parse", kind=CALLBACK, metavar="MODULE:FUNCTION",
         help="parse callback: FUNCTION(record, html_tree) returns a dict of extra fields; "
@@ -178,14 +176,29 @@ class CrawlConfig:
     warc: str | None = option(
         None, "--warc", kind=FILE_PATH, metavar="DIR",
         help="also archive every request and response in DIR as WARC 1.1 (.warc.gz, one per worker process)")
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, spec in OPTIONS.items():
             # frozen: the one place values are normalized
             object.__setattr__(self, name, spec.checked(name, getattr(self, name)))
+        object.__setattr__(self, "backend_options", _backend_options(self.backend, self.backend_options))
         for allowed, problem in RULES:
             if not allowed(self):
                 raise SettingError(problem)
+
+    @classmethod
+    def of(cls, **settings: Any) -> CrawlConfig:
+        """A config from keywords: its fields, and the options of the chosen backend
+        (`CrawlConfig.of(backend="redis", redis="redis://host")`)."""
+        values = {name: value for name, value in settings.items() if name in OPTIONS}
+        extra = {name: value for name, value in settings.items() if name not in OPTIONS}
+        return cls(**values, backend_options={**settings.get("backend_options", {}), **extra})
+
+    @property
+    def entry(self) -> Entry:
+        """The registry entry of the chosen backend."""
+        return BACKENDS[self.backend]
 
     @property
     def parse_ref(self) -> str | None:
@@ -206,14 +219,40 @@ class CrawlConfig:
         return self.overwrite_output or self.output
 
     def replace(self, **changes: Any) -> CrawlConfig:
-        """A copy with some settings changed (validated again)."""
-        values = {name: getattr(self, name) for name in OPTIONS}
+        """A copy with some settings changed (validated again). Another backend
+        starts from its own defaults: the old one's options are not its own."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in OPTIONS}
+        if changes.get("backend", self.backend) == self.backend:
+            values.update(self.backend_options)
         values.update(changes)
-        return CrawlConfig(**values)
+        return CrawlConfig.of(**values)
 
 
 # field name -> its option, in the order of --help
-OPTIONS: dict[str, Option] = {spec.name: spec.metadata[OPTION] for spec in fields(CrawlConfig)}
+OPTIONS: dict[str, Option] = {
+    spec.name: spec.metadata[OPTION] for spec in fields(CrawlConfig) if OPTION in spec.metadata
+}
+
+
+def option_named(name: str) -> Option:
+    """The option of a CrawlConfig field or of a backend's own setting."""
+    if name in OPTIONS:
+        return OPTIONS[name]
+    return next(entry.options[name].option for entry in BACKENDS.values() if name in entry.options)
+
+
+def _backend_options(backend: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of `backend`, checked, with its defaults; SettingError for one of
+    another backend, TypeError (as for an unknown keyword) for one no backend has."""
+    declared = BACKENDS[backend].options
+    for name in given:
+        if name in declared:
+            continue
+        owners = [f"--backend {other}" for other, entry in BACKENDS.items() if name in entry.options]
+        if not owners:
+            raise TypeError(f"CrawlConfig has no setting {name!r}")
+        raise SettingError(f"{{{name}}} is an option of {' and '.join(owners)}, not of --backend {backend}")
+    return {name: own.option.checked(name, given.get(name, own.default)) for name, own in declared.items()}
 
 # Settings that contradict each other: (allowed(config), message naming the fields in braces).
 RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
@@ -224,7 +263,9 @@ RULES: tuple[tuple[Callable[[CrawlConfig], bool], str], ...] = (
     (lambda c: not (c.since and c.overwrite_output and _same_file(c.since, c.overwrite_output)),
      "{since} is read while the crawl runs: it cannot be the file {overwrite_output} empties"),
     (lambda c: not (c.resume and c.output == "-"), "{resume} reads its output again: give {output} a file"),
-    (lambda c: c.workers > 0 or c.backend == "redis", "{workers} must be >= 1 (0 only with --backend redis)"),
+    (lambda c: c.workers > 0 or c.entry.remote_workers,
+     "{workers} must be >= 1 (0 only with a backend whose workers run elsewhere: "
+     + ", ".join(f"--backend {name}" for name, entry in BACKENDS.items() if entry.remote_workers) + ")"),
 )
 
 

@@ -144,11 +144,19 @@ def internal_edges(stem: str, tree: ast.Module) -> set[str]:
     return edges
 
 
+def _named(target: str) -> str:
+    """The graph node of a registry's "scraper.module:name"."""
+    return _node(target.partition(":")[0].removeprefix(PACKAGE + "."))
+
+
 GRAPH = {stem: internal_edges(stem, tree) for stem, tree in MODULES.items()}
 # The registry imports each backend by its name in a table (importlib, no import
 # statement): those are edges too, or a backend importing config.py (which imports
-# the registry) would close a cycle nobody sees.
-GRAPH["backends"] |= {target.partition(":")[0].removeprefix(PACKAGE + ".") for target, _ in BACKENDS.values()}
+# the registry) would close a cycle nobody sees. A backend's commands and demo are
+# programs of their own that only the command line loads (cli.main): its edges.
+GRAPH["backends"] |= {_named(entry.target) for entry in BACKENDS.values()}
+GRAPH["cli"] |= {_named(target) for entry in BACKENDS.values()
+                 for target in (entry.command_main, entry.demo) if target}  # fmt: skip
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -215,6 +223,7 @@ def test_the_import_walk_sees_every_kind_of_import():
 
 def test_the_registry_s_backends_are_edges_of_the_graph():
     assert {"backends.process", "backends.thread", "backends.redis"} <= GRAPH["backends"]
+    assert {"remote", "redis_demo"} <= GRAPH["cli"]
 
 
 def test_internal_imports_have_no_cycle():
@@ -239,6 +248,31 @@ def test_only_the_registry_and_the_backends_name_a_backend():
     """A backend is chosen in one place: backends/__init__.py (and the backends themselves)."""
     named = {stem for stem, edges in GRAPH.items() if edges & {"backends.process", "backends.thread"}}
     assert named <= {"backends", "backends.process", "backends.thread"}, named
+
+
+def code_strings(tree: ast.Module) -> set[str]:
+    """The string constants of a module's code (its docstrings left out: examples may name anything)."""
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, documented) and isinstance(node.body[0], ast.Expr)}  # fmt: skip
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
+
+
+def test_the_command_line_and_the_settings_name_no_backend():
+    """A backend's options, commands, demo and rules come from its registry entry."""
+    for stem in ("cli", "config"):
+        named = sorted(text for text in code_strings(MODULES[stem])
+                       if text in BACKENDS or "redis" in text.lower())  # fmt: skip
+        assert not named, f"{stem}.py names a backend: {named}"
+    assert "redis" in code_strings(MODULES["backends"])  # the test sees what it looks for
+
+
+def test_every_backend_module_is_in_the_graph():
+    on_disk = {module_name(path) for path in (SOURCE / "backends").glob("*.py")}
+    assert on_disk <= set(GRAPH) and all(GRAPH[stem] is not None for stem in on_disk)
+    reached = set().union(*GRAPH.values())
+    assert on_disk - {"backends"} <= reached, f"backend modules nothing imports: {on_disk - reached}"
 
 
 # -- (d) one module wires the scheduler to the aggregator -------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from scraper import cli
-from scraper.backends import BACKEND_NAMES, BACKENDS
+from scraper.backends import BACKEND_NAMES, BACKENDS, DEFAULT_BACKEND
 from scraper.callbacks import callback_ref, resolve_callback
 from scraper.config import DEFAULT_OUTPUT, OPTIONS, RULES, CrawlConfig, default_workers
 from scraper.errors import UsageError
@@ -24,7 +24,8 @@ from scraper.options import OPTION, SettingError
 
 # dests of the parser that are not crawl settings (they stay in cli.py)
 CLI_ONLY = {"seeds", "compare", "demo", "bench_append", "quiet", "verbose"}
-SETTINGS = [setting.name for setting in fields(CrawlConfig)]
+SETTINGS = list(OPTIONS)  # CrawlConfig's fields but backend_options, whose options its backends declare
+BACKEND_SETTINGS = {(backend, name) for backend, entry in BACKENDS.items() for name in entry.options}
 COOKIE_FILE = str(Path(__file__).resolve().parent / "cookies.txt")
 
 
@@ -60,6 +61,7 @@ def cli_error(capsys, *argv: str) -> str:
 
 
 HELP_HINT = "; see scraper --help"
+ZERO_WORKERS = "0 only with a backend whose workers run elsewhere: --backend redis"
 
 
 def library_error(**settings) -> str:
@@ -74,12 +76,14 @@ def library_error(**settings) -> str:
 
 def test_every_setting_has_an_option_and_every_option_a_setting():
     dests = set(vars(parse_args())) - CLI_ONLY
-    assert dests == set(SETTINGS)
-    assert set(OPTIONS) == set(SETTINGS)
+    assert dests == set(SETTINGS) | {cli.backend_dest(backend, name) for backend, name in BACKEND_SETTINGS}
+    assert {setting.name for setting in fields(CrawlConfig)} == {*SETTINGS, "backend_options"}
 
 
 def test_each_setting_has_its_option_declared_with_flags_and_help():
     for setting in fields(CrawlConfig):
+        if setting.name == "backend_options":
+            continue
         spec = setting.metadata[OPTION]
         assert spec.flags and all(flag.startswith("-") for flag in spec.flags), setting.name
         assert f"--{setting.name.replace('_', '-')}" in spec.flags  # SPEC 5: fields follow the long options
@@ -126,8 +130,6 @@ SAMPLES = {
     "select": ("h = h1", (("h", "h1"),)),
     "resume": (None, True),
     "start_method": ("spawn", "spawn"),
-    "redis": ("redis://localhost:6379/0", "redis://localhost:6379/0"),
-    "crawl_id": ("nightly", "nightly"),
     "parse": (f"{__name__}:top_level_parse", top_level_parse),
     "allow": ("/page/", ("/page/",)),
     "deny": (r"\.pdf$", (r"\.pdf$",)),
@@ -150,6 +152,38 @@ def test_each_flag_sets_its_setting(name):
         config = cli.config_from_args(parse_args(*argv))
         assert getattr(config, name) == expected, (flag, getattr(config, name))
         assert type(getattr(config, name)) is type(expected)
+
+
+# backend, option -> (command-line text, the value it becomes)
+BACKEND_SAMPLES = {
+    ("redis", "redis"): ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    ("redis", "crawl_id"): ("nightly", "nightly"),
+}
+
+
+@pytest.mark.parametrize("backend, name", sorted(BACKEND_SETTINGS))
+def test_each_backend_s_own_flag_sets_its_option(backend, name):
+    assert set(BACKEND_SAMPLES) == BACKEND_SETTINGS, "a new backend option needs a sample here"
+    text, expected = BACKEND_SAMPLES[backend, name]
+    for flag in BACKENDS[backend].options[name].option.flags:
+        config = cli.config_from_args(parse_args("seeds.txt", "--backend", backend, flag, text))
+        assert config.backend_options[name] == expected
+        assert CrawlConfig.of(backend=backend, **{name: text}).backend_options[name] == expected
+    assert config.replace(depth=1).backend_options[name] == expected
+    assert name not in config.replace(backend=DEFAULT_BACKEND).backend_options
+
+
+def test_a_backend_s_options_have_their_defaults_and_belong_to_it_alone(capsys):
+    assert CrawlConfig(backend="redis").backend_options == {"redis": None, "crawl_id": "default"}
+    assert CrawlConfig().backend_options == {}
+    message = "redis is an option of --backend redis, not of --backend process"
+    with pytest.raises(SettingError, match=message):
+        CrawlConfig.of(redis="redis://localhost")
+    assert cli_error(capsys, "s.txt", "--redis", "redis://x") == message.replace("redis is", "--redis is")
+    assert cli_error(capsys, "s.txt", "--backend", "thread", "--crawl-id", "default") == (
+        "--crawl-id is an option of --backend redis, not of --backend thread")
+    with pytest.raises(TypeError):
+        CrawlConfig.of(no_such_option=1)
 
 
 def test_repeatable_options_collect_every_value():
@@ -190,7 +224,7 @@ def test_backend_choices_and_help_come_from_the_registry():
     for name in BACKEND_NAMES:
         assert parser.parse_args(["--backend", name]).backend == name
         assert CrawlConfig(backend=name).backend == name
-    assert all(text in OPTIONS["backend"].help for _, text in BACKENDS.values())
+    assert all(entry.summary in OPTIONS["backend"].help for entry in BACKENDS.values())
     names = ", ".join(BACKEND_NAMES)
     assert library_error(backend="fibers") == f"backend must be one of {names}, got 'fibers'"
 
@@ -201,7 +235,7 @@ def test_a_backend_added_to_the_registry_is_an_option_and_a_valid_setting():
         f"import sys, types\npackage = types.ModuleType('scraper'); package.__path__ = [{str(source)!r}]\n"
         "sys.modules['scraper'] = package\n"
         "import scraper.backends as b\n"
-        "b.BACKENDS['fibers'] = ('nowhere:Fibers', 'green threads')\n"
+        "b.BACKENDS['fibers'] = b.Entry('nowhere:Fibers', 'green threads')\n"
         "b.BACKEND_NAMES = tuple(b.BACKENDS)\n"
         "from scraper.cli import build_parser, config_from_args\n"
         "import io, contextlib, json\n"
@@ -241,8 +275,8 @@ def test_good_value_is_stored_normalized(name, value, stored):
 
 # (field, library value, its message; option, command-line text, its message)
 BAD = [
-    ("workers", 0, "workers must be >= 1 (0 only with --backend redis)",
-     "--workers", "0", "-w/--workers must be >= 1 (0 only with --backend redis)"),
+    ("workers", 0, f"workers must be >= 1 ({ZERO_WORKERS})", "--workers", "0",
+     f"-w/--workers must be >= 1 ({ZERO_WORKERS})"),
     ("workers", "2", "workers must be an integer >= 0, got '2'",
      "-w", "2.5", "-w/--workers must be an integer >= 0, got '2.5'"),
     ("workers", True, "workers must be an integer >= 0, got True", None, None, None),
@@ -350,7 +384,7 @@ def test_rules_name_fields_in_the_library():
     assert library_error(since="a", overwrite_output="a") == (
         "since is read while the crawl runs: it cannot be the file overwrite_output empties")
     assert library_error(resume=True, output="-") == "resume reads its output again: give output a file"
-    assert library_error(workers=0) == "workers must be >= 1 (0 only with --backend redis)"
+    assert library_error(workers=0) == f"workers must be >= 1 ({ZERO_WORKERS})"
     assert len(RULES) == 6
 
 

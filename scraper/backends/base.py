@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..records import Result, Task, WorkerSpec
 
@@ -185,10 +185,8 @@ class Settings(Protocol):
     def resume(self) -> bool: ...
 
     @property
-    def redis(self) -> str | None: ...
-
-    @property
-    def crawl_id(self) -> str: ...
+    def backend_options(self) -> Mapping[str, Any]:
+        """The settings the backend declares for itself (its registry entry), defaults filled in."""
 
 
 class Backend(Protocol):

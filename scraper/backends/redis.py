@@ -89,7 +89,8 @@ class RedisBackend:
     @classmethod
     def from_config(cls, config: Settings) -> RedisBackend:
         need_redis()
-        return cls(redis_url(config.redis), config.crawl_id, config.resume, config.start_method)
+        options = config.backend_options
+        return cls(redis_url(options["redis"]), options["crawl_id"], config.resume, config.start_method)
 
     def workers(self, spec: WorkerSpec, count: int) -> RedisGroup:
         return RedisGroup(self, spec, count)
