@@ -298,7 +298,7 @@ BAD = [
      "--timeout", "nan", "--timeout must be a number of seconds > 0, got nan"),
     ("delay", "soon", "delay must be a number of seconds >= 0, got 'soon'",
      "--delay", "-0.5", "--delay must be a number of seconds >= 0, got -0.5"),
-    ("backend", "", "backend must be one of process, thread, redis, got ''", None, None, None),
+    ("backend", "", f"backend must be one of {', '.join(BACKEND_NAMES)}, got ''", None, None, None),
     ("start_method", "fork2", "start_method must be one of fork, spawn, forkserver, got 'fork2'",
      None, None, None),
     ("user_agent", " ", "user_agent must not be empty",
