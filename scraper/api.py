@@ -35,7 +35,7 @@ def crawl(
 
 def _make_config(config: CrawlConfig | None, settings: dict[str, Any]) -> CrawlConfig:
     if config is None:
-        return CrawlConfig.of(**settings)
+        return CrawlConfig(**settings)
     return config.replace(**settings) if settings else config
 
 

@@ -190,7 +190,7 @@ def config_from_args(args: argparse.Namespace, output_default: str | None = DEFA
         value = getattr(args, backend_dest(args.backend, name))
         if value is not None:
             values[name] = value
-    return CrawlConfig.of(**values)
+    return CrawlConfig(**values)
 
 
 def checked_config(

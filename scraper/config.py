@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from ._version import __version__
@@ -78,7 +78,7 @@ class CrawlConfig:
 
     `backend_options` holds the settings the chosen backend declares for itself
     (backends/__init__.py: `redis` and `crawl_id` for redis), its defaults filled
-    in; `CrawlConfig.of(backend="redis", redis=URL)` and `replace()` take them as
+    in; `CrawlConfig(backend="redis", redis=URL)` and `replace()` take them as
     keywords like the others.
     """
 
@@ -178,6 +178,23 @@ class CrawlConfig:
         help="also archive every request and response in DIR as WARC 1.1 (.warc.gz, one per worker process)")
     backend_options: Mapping[str, Any] = field(default_factory=dict)
 
+    def __init__(self, **settings: Any) -> None:
+        """Settings by name: the fields above, and the options of the chosen backend
+        (`CrawlConfig(backend="redis", redis="redis://host")`), which are kept in
+        `backend_options`. Not generated: a dataclass's __init__ takes its fields only."""
+        own = dict(settings.pop("backend_options", None) or {})
+        own.update({name: settings.pop(name) for name in list(settings) if name not in OPTIONS})
+        for spec in fields(self):
+            if spec.name in settings:
+                value = settings[spec.name]
+            elif spec.default is not MISSING:
+                value = spec.default
+            else:
+                value = spec.default_factory()  # type: ignore[operator]  # (MISSING excluded: every field has a default)
+            object.__setattr__(self, spec.name, value)
+        object.__setattr__(self, "backend_options", own)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         for name, spec in OPTIONS.items():
             # frozen: the one place values are normalized
@@ -186,14 +203,6 @@ class CrawlConfig:
         for allowed, problem in RULES:
             if not allowed(self):
                 raise SettingError(problem)
-
-    @classmethod
-    def of(cls, **settings: Any) -> CrawlConfig:
-        """A config from keywords: its fields, and the options of the chosen backend
-        (`CrawlConfig.of(backend="redis", redis="redis://host")`)."""
-        values = {name: value for name, value in settings.items() if name in OPTIONS}
-        extra = {name: value for name, value in settings.items() if name not in OPTIONS}
-        return cls(**values, backend_options={**settings.get("backend_options", {}), **extra})
 
     @property
     def entry(self) -> Entry:
@@ -225,7 +234,7 @@ class CrawlConfig:
         if changes.get("backend", self.backend) == self.backend:
             values.update(self.backend_options)
         values.update(changes)
-        return CrawlConfig.of(**values)
+        return CrawlConfig(**values)
 
 
 # field name -> its option, in the order of --help

@@ -24,6 +24,7 @@ import inspect
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from .config import CrawlConfig
 from .cookies import load_cookie_file, seed_cookies
 from .errors import ScraperError, UsageError
 from .journal import Journal, read_records
+from .numeric import prefetch as prefetch_numpy
 from .records import Result, WorkerSpec, failed_record
 from .scheduler import Scheduler, settles_page
 from .since import Since
@@ -75,6 +77,7 @@ class Crawl:
         self._fruitless_restarts = 0  # pool restarts since the last result
         self._last_check = 0.0  # when the workers were last looked at
         self._last_commit = time.monotonic()  # when the frontier was last made durable
+        self._numpy: threading.Thread | None = None  # numpy imported while the first pages are fetched
 
     def __enter__(self) -> Crawl:
         refuse_start_while_main_is_imported_again()
@@ -87,6 +90,7 @@ class Crawl:
         self.aggregator = Aggregator(self.stats)
         try:
             self.workers.start()
+            self._numpy = prefetch_numpy()  # after the workers: none is forked from a process importing
             # Only now that the crawl has started (a refused start changes no file):
             # the output opens (-O empties it) and a new crawl's store replaces an old one.
             journal = None
@@ -268,6 +272,7 @@ class Crawl:
             ("output", self._close_output),
             ("frontier", self._close_store),
             ("--since file", self._close_since),
+            ("numpy import", self._join_numpy),
         ]
         for what, step in steps:
             try:
@@ -294,6 +299,10 @@ class Crawl:
         finished = self._stop_deadline is None and hasattr(self, "scheduler") and self.scheduler.finished()
         if store.private or (finished and not store.broken):
             remove_store(store.folder)
+
+    def _join_numpy(self) -> None:
+        if self._numpy is not None:
+            self._numpy.join()
 
     def _close_since(self) -> None:
         since = getattr(self, "since", None)  # None also when __enter__ failed before it

@@ -42,10 +42,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from . import errors
 from .linkbatch import LinkBatch, canonical_host, link_batch
+from .numeric import np
 from .politeness import Politeness
 from .records import PAGE, ROBOTS, Task
 from .robots import RobotsRules, product_token, rules_from_response

@@ -16,7 +16,7 @@ is a cache miss per step; so a blocked Bloom filter (2 bytes of memory per
 URL) answers first: "certainly not seen" for all but ~0.5 % of new URLs, and
 only the others are looked up in the runs. It only skips lookups: the answer
 is always the runs' own, exact. It is rebuilt from the runs, larger, when it
-fills up and when a resumed crawl opens the set: in a thread, so that neither
+fills up, and at the first lookup (a resumed crawl's, from its runs): in a thread, so that neither
 waits for a read of every run (until it is ready, the old filter, or none,
 answers "maybe" more often).
 
@@ -33,9 +33,9 @@ import os
 import threading
 from collections.abc import Iterable
 
-import numpy as np
+from .numeric import np
 
-FINGERPRINT = np.dtype("<u8")
+FINGERPRINT = "<u8"  # numpy's name of the dtype: little-endian unsigned 64-bit
 MERGE_CHUNK = 1 << 20  # fingerprints merged at a time (bounded memory for runs of any size)
 SMALL = 1 << 22  # a set this small gets its Bloom filter at once, not in a thread
 BACKGROUND_MERGE = 1 << 22  # runs of this many fingerprints (32 MB) and more merge in a thread
@@ -62,7 +62,6 @@ class SeenSet:
             self._runs.append(self._open(name))
             self._names.append(name)
         self._remove_strays(set(names))
-        self._rebuild_bloom()
 
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs) + len(self._pending)
@@ -106,6 +105,8 @@ class SeenSet:
         return known
 
     def _maybe(self, keys: np.ndarray) -> np.ndarray:
+        if self._bloom is None and self._next_bloom is None:  # the first lookup
+            self._rebuild_bloom()
         if self._next_bloom is not None and not self._next_bloom[0].is_alive():
             _, bloom, added = self._next_bloom
             for keys_added in added:
@@ -296,12 +297,13 @@ class BlockedBloom:
         self.count = 0
         self._words = np.zeros(words, dtype=np.uint64)
         self._shift = np.uint64(64 - (words.bit_length() - 1))
+        self._hash_shifts = np.arange(0, 6 * self.HASHES, 6, dtype=np.uint64)
 
     def _where(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each key's word, and its bits in that word (fingerprints are uniform:
         their own bits are the hashes)."""
         keys = keys.astype(np.uint64, copy=False)
-        bits = (keys[:, None] >> _HASH_SHIFTS) & np.uint64(63)  # HASHES slices of 6 bits
+        bits = (keys[:, None] >> self._hash_shifts) & np.uint64(63)  # HASHES slices of 6 bits
         masks = np.bitwise_or.reduce(np.uint64(1) << bits, axis=1)
         return (keys >> self._shift).astype(np.intp), masks
 
@@ -316,9 +318,6 @@ class BlockedBloom:
         np.bitwise_or.at(self._words, where, masks)
         self.count += len(keys)
         return self.count <= self.capacity
-
-
-_HASH_SHIFTS = np.arange(0, 6 * BlockedBloom.HASHES, 6, dtype=np.uint64)
 
 
 def _members(run: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -168,7 +168,7 @@ def test_each_backend_s_own_flag_sets_its_option(backend, name):
     for flag in BACKENDS[backend].options[name].option.flags:
         config = cli.config_from_args(parse_args("seeds.txt", "--backend", backend, flag, text))
         assert config.backend_options[name] == expected
-        assert CrawlConfig.of(backend=backend, **{name: text}).backend_options[name] == expected
+        assert CrawlConfig(backend=backend, **{name: text}).backend_options[name] == expected
     assert config.replace(depth=1).backend_options[name] == expected
     assert name not in config.replace(backend=DEFAULT_BACKEND).backend_options
 
@@ -178,12 +178,12 @@ def test_a_backend_s_options_have_their_defaults_and_belong_to_it_alone(capsys):
     assert CrawlConfig().backend_options == {}
     message = "redis is an option of --backend redis, not of --backend process"
     with pytest.raises(SettingError, match=message):
-        CrawlConfig.of(redis="redis://localhost")
+        CrawlConfig(redis="redis://localhost")
     assert cli_error(capsys, "s.txt", "--redis", "redis://x") == message.replace("redis is", "--redis is")
     assert cli_error(capsys, "s.txt", "--backend", "thread", "--crawl-id", "default") == (
         "--crawl-id is an option of --backend redis, not of --backend thread")
     with pytest.raises(TypeError):
-        CrawlConfig.of(no_such_option=1)
+        CrawlConfig(no_such_option=1)
 
 
 def test_repeatable_options_collect_every_value():
