@@ -95,11 +95,10 @@ class Board:
 
 
 class Source(Protocol[Handle]):
-    """A backend's transport, as the host of one worker process uses it. Every method
-    but pack() and send() runs in the host's main thread; send() runs in one fetch
-    thread at a time."""
+    """A backend's transport, as the host of one worker process uses it. pack() runs in
+    the fetch thread of the result; send() in one thread at a time (a fetch thread, or
+    the main thread while leaving); the others in the main thread."""
 
-    name: str  # the worker's name
     read_ahead: int  # tasks read beyond the idle threads while tasks are short (0: never)
 
     def thread_name(self, index: int) -> str:
