@@ -161,23 +161,24 @@ class Host(Generic[Handle]):
     def run(self) -> None:
         """Take part until the source says to leave; then leave as it says."""
         try:
-            while self.leaving is None:
-                self._listen()  # first: a coordinator may count a worker from its first heartbeat
+            while self._listen() is None:  # first: a coordinator may count a worker from its first heartbeat
                 self._start_threads()
                 self._take_tasks()
         finally:
             self._leave(self.leaving or Leave.GIVE_BACK)
 
-    def _listen(self) -> None:
+    def _listen(self) -> Leave | None:
+        """Every LISTEN_EVERY seconds, what the source says: the threads wanted, whether
+        to leave. Why the host leaves, if it does."""
         now = time.monotonic()
-        if now < self._listen_at:
-            return
-        self._listen_at = now + LISTEN_EVERY
-        orders = self.source.keep(self.board, self.wanted)
-        if orders.wanted is not None:
-            self.wanted = max(1, min(self.limit, orders.wanted))
-        if orders.leave is not None:
-            self._decide(orders.leave)
+        if now >= self._listen_at:
+            self._listen_at = now + LISTEN_EVERY
+            orders = self.source.keep(self.board, self.wanted)
+            if orders.wanted is not None:
+                self.wanted = max(1, min(self.limit, orders.wanted))
+            if orders.leave is not None:
+                self._decide(orders.leave)
+        return self.leaving
 
     def _decide(self, leave: Leave) -> None:
         if self.leaving is None:
@@ -278,8 +279,8 @@ class Host(Generic[Handle]):
             time.sleep(FINISH_POLL)
 
     def _idle(self) -> bool:
-        with self.lock:
-            return self.taken <= 0 and self.outbox.empty()
+        with self.lock:  # not sending either: a batch taken from the outbox may be under way
+            return self.taken <= 0 and self.outbox.empty() and not self.sending.locked()
 
 
 class HostContext(Generic[Handle]):
