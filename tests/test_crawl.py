@@ -332,10 +332,10 @@ class ParseEndsBetweenReads:
 
 def test_a_parse_that_just_ended_is_not_taken_for_a_hung_worker():
     from scraper.backends.base import hung_failures
-    from scraper.backends.process import _Board
+    from scraper.worker import Board
 
     parsing_since = ParseEndsBetweenReads()
-    board = _Board(task=[7], took_at=[time.monotonic()], parsing_since=parsing_since)
+    board = Board(task=[7], took_at=[time.monotonic()], parsing_since=parsing_since)
     activity = board.read("process-1", time.monotonic())
     assert parsing_since.reads == 1  # copied once: what the group judges is one consistent reading
     assert [a.task_id for a in activity] == [7]

@@ -40,9 +40,10 @@ OWNERS = {
     "redis": {"backends.streams"},
     "numpy": {"numeric"},  # the seen-set's runs and a page's links, vectorized (imported on first use)
     "sqlite3": {"store"},  # the frontier on disk
-    # parse: a thread-local parser; deadline: the watchdog thread; warc: the fetch threads share a file
-    # seen: the Bloom filter of the seen-set is rebuilt in a thread
-    "threading": {"backends.process", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",
+    # worker: the host loop's fetch threads; parse: a thread-local parser; deadline: the watchdog
+    # thread; warc: the fetch threads share a file; seen: the Bloom filter is rebuilt in a thread;
+    # numeric: numpy imported while the first pages are fetched; crawl: joins that import
+    "threading": {"worker", "backends.thread", "backends.redis_worker", "remote", "demo", "parse",
                   "deadline", "warc", "seen", "numeric", "crawl"},
 }
 SUBPACKAGES = ("backends",)
@@ -201,7 +202,7 @@ def test_the_walk_sees_the_owners_imports():
     for stem, library in [("download", "requests"), ("session", "urllib3"), ("failures", "requests"),
                           ("parse", "lxml"), ("robots", "protego"), ("cli", "tqdm"),
                           ("compare", "matplotlib"), ("backends.process", "multiprocessing"),
-                          ("backends.thread", "threading")]:  # fmt: skip
+                          ("backends.thread", "threading"), ("worker", "threading")]:  # fmt: skip
         assert library in seen[stem], f"{library} not seen in {stem}.py"
 
 
@@ -242,6 +243,16 @@ def test_the_worker_loop_knows_no_transport():
     """fetcher.py runs over the ports of backends/base.py, never over one backend."""
     transports = {stem for stem in MODULES if stem.startswith("backends") and stem != "backends.base"}
     assert not GRAPH["fetcher"] & transports, f"fetcher.py imports {GRAPH['fetcher'] & transports}"
+
+
+def test_the_host_loop_knows_no_backend():
+    """worker.py runs under the backends that start processes of fetch threads, over
+    their Source, and over the fetch loop: crawl -> backends -> worker -> fetcher."""
+    transports = {stem for stem in MODULES if stem.startswith("backends") and stem != "backends.base"}
+    assert not GRAPH["worker"] & transports, f"worker.py imports {GRAPH['worker'] & transports}"
+    assert "fetcher" in GRAPH["worker"]
+    hosts = {stem for stem, edges in GRAPH.items() if "worker" in edges}
+    assert hosts == {"backends.process", "backends.redis_worker"}, hosts
 
 
 def test_only_the_registry_and_the_backends_name_a_backend():

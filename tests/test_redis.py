@@ -19,9 +19,10 @@ from conftest import CliProcess, wait_until
 
 import scraper
 from scraper import wire
-from scraper.backends.redis_worker import Node
+from scraper.backends.redis_worker import StreamSource
 from scraper.backends.streams import Keys, masked
 from scraper.records import Task, WorkerSpec
+from scraper.worker import Host
 
 redis = pytest.importorskip("redis", reason="pip install 'scraper[redis]'")
 if shutil.which("redis-server") is None:  # CI installs it (.ci/run); never skipped there
@@ -366,7 +367,8 @@ def test_redis_back_from_an_older_snapshot_loses_nothing(
 def test_only_short_tasks_are_read_ahead_and_never_by_the_isolation_worker() -> None:
     """A death in the isolation worker is blamed on every task it holds: it holds one."""
     spec = WorkerSpec(timeout=5, max_bytes=1000, retries=0, user_agent="t")
-    worker, isolation = Node(None, Keys("x"), spec, 4), Node(None, Keys("x"), spec, 1, isolated=True)
+    worker = Host(StreamSource(None, Keys("x")), spec, 4)
+    isolation = Host(StreamSource(None, Keys("x"), isolated=True), spec, 1)
     assert not worker.reads_ahead and not isolation.reads_ahead  # tasks count as long at first
     worker.task_seconds = isolation.task_seconds = 0.002
     assert worker.reads_ahead

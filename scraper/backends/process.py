@@ -1,27 +1,32 @@
 """The process backend: worker processes of one multiprocessing context, each
 running fetch threads (fork, spawn or forkserver: the context decides).
 
-    crawl --put--> shared task queue --relay thread--> local queue --> fetch threads
+    crawl --put--> shared task queue --host loop--> local queue --> fetch threads
       ^                                                                   |
       +------------------- one result pipe per worker process <-----------+
 
-- Tasks: one shared queue. In each process only its relay thread reads it,
-  and only when a fetch thread is idle (it holds an idle token), so a process
-  never holds a task another one could run. It starts fetch threads on
-  demand, up to the number the crawl wants (`scale`), since idle threads
+Each worker process runs the host loop (worker.py: fetch threads started on
+demand, the board, leaving) over `_QueueSource`, which is all this module
+adds inside a worker: the queue, the pipe, the stop flag and the threads wanted.
+
+- Tasks: one shared queue. In each process only the host's main thread reads
+  it, and only for an idle fetch thread, one task each (no read-ahead), so a
+  process never holds a task another one could run. It starts fetch threads
+  on demand, up to the number the crawl wants (`scale`), since idle threads
   only cost memory and GIL hand-offs on a parse-bound crawl.
 - Results travel on one pipe per process: a process killed in the middle of
   sending a large result breaks only its own pipe, which reads as
   end-of-file, instead of leaving a torn message in a shared queue.
 - Activity: each fetch thread writes the id of the task in hand and when it
   took it and began parsing it (time.monotonic, which is the same clock in
-  every process of the machine) into shared arrays; the group reads them as
-  durations.
-- Stop: a flag in shared memory, the broadcast every relay and fetch thread
-  polls. Not a multiprocessing.Event: its lock would be taken by every poll,
-  and a process that exits while one of its daemon threads holds it leaves it
-  locked for ever, and the next set() with it.
-- A death: the queue's lock may have died with it (an idle relay waits inside
+  every process of the machine) on its host's board, here over shared arrays;
+  the group reads them as durations.
+- Stop: a flag in shared memory, the broadcast every host polls (and with it
+  whether its parent lives); a stopped host leaves at once. Not a
+  multiprocessing.Event: its lock would be taken by every poll, and a process
+  that exits while one of its daemon threads holds it leaves it locked for
+  ever, and the next set() with it.
+- A death: the queue's lock may have died with it (an idle host waits inside
   get() holding it), so `recover` does what CPython's ProcessPoolExecutor
   does with a broken pool, but goes on: it kills every worker, abandons the
   queues and starts a fresh set; every task in flight is sent again.
@@ -40,23 +45,21 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.util
+import pickle
 import queue
 import selectors
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ..fetcher import Fetcher, worker_main
+from ..fetcher import Fetcher
 from ..records import Result, Task, WorkerSpec
+from ..worker import IDLE, Board, Host, Leave, Orders
 from .base import PREFETCH, Activity, Failure, Reason, Settings, blamed_tasks, hung_after, hung_failures
 from .local import Local, LocalProcesses, parent_alive, run_child
 
 log = logging.getLogger(__name__)
 
-IDLE = -1  # the task id a fetch thread without a task shows
-POLL = 0.05  # seconds between two looks at the stop broadcast and the parent while idle
 MAX_PER_READ = 64  # results taken from one worker's pipe per receive(): keeps workers fair
 JOIN_POLL = 0.01  # seconds between liveness checks while stopping
 
@@ -75,24 +78,10 @@ class ProcessBackend:
         return ProcessGroup(self.context, spec, count)
 
 
-@dataclass
-class _Board:
-    """What the fetch threads of one process show the parent (shared memory)."""
-
-    task: Any  # RawArray of task ids, one per fetch thread (IDLE when idle)
-    took_at: Any  # RawArray: monotonic time each thread took its task
-    parsing_since: Any  # RawArray: monotonic time its parse began, 0 when not parsing
-
-    @classmethod
-    def new(cls, context: Any, threads: int) -> _Board:
-        return cls(context.RawArray("q", [IDLE] * threads), context.RawArray("d", threads),
-                   context.RawArray("d", threads))  # fmt: skip
-
-    def read(self, worker: str, now: float) -> list[Activity]:
-        # Copied once: the worker goes on writing them.
-        rows = zip(list(self.task), list(self.took_at), list(self.parsing_since), strict=True)
-        return [Activity(worker, task_id, now - took, now - parsing if parsing else None)
-                for task_id, took, parsing in rows if task_id != IDLE]  # fmt: skip
+def _shared_board(context: Any, threads: int) -> Board:
+    """A worker's board in shared memory: the process writes it, the group reads it."""
+    return Board(context.RawArray("q", [IDLE] * threads), context.RawArray("d", threads),
+                 context.RawArray("d", threads))  # fmt: skip
 
 
 class ProcessGroup:
@@ -131,7 +120,7 @@ class ProcessGroup:
         self._serial += 1
         name = f"process-{self._serial}"
         threads = 1 if isolated else self.spec.threads
-        board = _Board.new(context, threads)
+        board = _shared_board(context, threads)
         sender = self._results.open(name)
         tasks = self._tasks.isolation_queue() if isolated else self._tasks.shared
         process = context.Process(
@@ -239,18 +228,19 @@ class _PipeResults:
         self.readers: list[Any] = []
         self.selector = selectors.DefaultSelector()  # kept: one per receive() would cost more
 
-    def open(self, name: str) -> _LockedSender:
+    def open(self, name: str) -> Any:
+        """The write end of a new worker's pipe; only its Host sends on it, one thread at a time."""
         reader, sender = self.context.Pipe(duplex=False)
         self.readers.append(reader)
         self.selector.register(reader, selectors.EVENT_READ)
         # A forked child inherits the read ends; it must not hold them, or a worker
         # whose parent was killed would block on a full pipe instead of seeing EPIPE.
         multiprocessing.util.register_after_fork(reader, _close_connection)
-        return _LockedSender(sender)
+        return sender
 
-    def started(self, sender: _LockedSender) -> None:
+    def started(self, sender: Any) -> None:
         # Only the worker may hold the write end, so that its death reads as EOF.
-        sender.connection.close()
+        sender.close()
 
     def receive(self, timeout: float) -> list[Result]:
         received: list[Result] = []
@@ -281,24 +271,6 @@ class _PipeResults:
         self.selector.close()
 
 
-class _LockedSender:
-    """The write end of a worker's pipe, shared by the fetch threads of that process."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.lock = threading.Lock()
-
-    def send(self, obj: Any) -> None:
-        with self.lock:  # one message at a time on the pipe
-            self.connection.send(obj)
-
-    def __getstate__(self) -> Any:  # spawn pickles it; a lock does not pickle
-        return self.connection
-
-    def __setstate__(self, connection: Any) -> None:
-        self.__init__(connection)  # type: ignore[misc]
-
-
 def _close_connection(connection: Any) -> None:
     connection.close()
 
@@ -307,84 +279,54 @@ def _close_connection(connection: Any) -> None:
 
 
 def _process_main(
-    name: str, spec: WorkerSpec, threads: int, tasks: Any, sender: _LockedSender,
-    board: _Board, stop: Any, wanted: Any,
+    name: str, spec: WorkerSpec, threads: int, tasks: Any, sender: Any, board: Board, stop: Any, wanted: Any,
 ) -> None:  # fmt: skip
-    """A worker process (started by local.run_child): this thread relays tasks to
-    fetch threads it starts on demand."""
+    """A worker process (started by local.run_child): the host loop (worker.py) over
+    the shared queue and this process's pipe."""
     Fetcher(spec, name).close()  # a spec this process cannot run (a callback it cannot import) ends it
-    relay = _Relay(name, tasks, sender, board, stop)
-    started = 0
-    while not relay.should_stop():
-        goal = max(1, min(threads, int(wanted.value)))
-        for index in range(started, goal):
-            context = _ThreadContext(relay, index)
-            threading.Thread(target=worker_main, args=(context, spec), daemon=True).start()
-            relay.idle.put(None)
-        started = max(started, goal)
-        relay.hand_out_one()
+    Host(_QueueSource(name, tasks, sender, stop, wanted), spec, threads, board).run()
 
 
-class _Relay:
-    """The shared task queue as the fetch threads of one process see it."""
+class _QueueSource:
+    """The transport of a worker process's Host: the shared task queue (or the isolation
+    worker's), the write end of this process's result pipe, the stop broadcast and the
+    threads wanted. It takes exactly one task per idle fetch thread, never more: a task
+    waits in the shared queue, where any process's idle thread can take it."""
 
-    def __init__(self, name: str, shared: Any, sender: _LockedSender, board: _Board, stop: Any) -> None:
+    read_ahead = 0
+
+    def __init__(self, name: str, tasks: Any, sender: Any, stop: Any, wanted: Any) -> None:
         self.name = name
-        self.shared = shared
+        self.tasks = tasks
         self.sender = sender
-        self.board = board
         self.stop = stop
-        self.local: queue.SimpleQueue = queue.SimpleQueue()
-        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # a token per fetch thread waiting for a task
-        self.parent_gone = False
+        self.wanted = wanted
 
-    def hand_out_one(self) -> None:
-        """Wait for an idle fetch thread, then for a task for it."""
+    def thread_name(self, index: int) -> str:
+        return self.name  # the group knows the process, not its threads
+
+    def take(self, most: int, timeout: float) -> list[tuple[None, Task]]:
         try:
-            self.idle.get(timeout=POLL)
-        except queue.Empty:  # every fetch thread is busy
-            self._check_parent()
-            return
-        try:
-            self.local.put(self.shared.get(timeout=POLL))
+            return [(None, self.tasks.get(timeout=timeout))]
         except queue.Empty:
-            self.idle.put(None)
-            self._check_parent()
+            return []
 
-    def _check_parent(self) -> None:
-        self.parent_gone = not parent_alive()
+    def pack(self, result: Result) -> bytes:
+        return pickle.dumps(result)  # what Connection.send() would do, here in the fetch thread
 
-    def should_stop(self) -> bool:
-        return self.parent_gone or bool(self.stop.value)
+    def send(self, batch: list[tuple[None, bytes]]) -> None:
+        for _, message in batch:
+            self.sender.send_bytes(message)  # OSError when the parent is gone
 
+    def give_back(self, taken: list[tuple[None, Task]]) -> None:
+        pass  # the parent sends again every task in flight when it recovers from a death
 
-class _ThreadContext:
-    """The WorkerContext of one fetch thread of a worker process."""
+    def keep(self, board: Board, threads: int) -> Orders:
+        # The parent reads the board from shared memory, sends again what it needs after
+        # a stop, and reads no result after it: a stop means leave at once.
+        if self.stop.value or not parent_alive():
+            return Orders(leave=Leave.NOW)
+        return Orders(wanted=int(self.wanted.value))
 
-    def __init__(self, relay: _Relay, index: int) -> None:
-        self.relay = relay
-        self.index = index
-        self.name = relay.name
-
-    def next_task(self, timeout: float) -> Task | None:
-        try:
-            return self.relay.local.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def send(self, result: Result) -> None:
-        self.relay.sender.send(result)
-
-    def began(self, task: Task) -> None:
-        self.relay.board.took_at[self.index] = time.monotonic()
-        self.relay.board.task[self.index] = task.id
-
-    def parsing(self, active: bool) -> None:
-        self.relay.board.parsing_since[self.index] = time.monotonic() if active else 0.0
-
-    def done(self, task: Task) -> None:
-        self.relay.board.task[self.index] = IDLE
-        self.relay.idle.put(None)
-
-    def should_stop(self) -> bool:
-        return self.relay.should_stop()
+    def goodbye(self) -> None:
+        pass
