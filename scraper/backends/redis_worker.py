@@ -41,7 +41,6 @@ from .streams import BATCH, GROUP, HEARTBEAT_TTL, RENEW_EVERY, Keys, WarnOnce, c
 log = logging.getLogger("scraper")
 
 WAIT_POLL = 0.1  # seconds between two looks for a coordinator (two GETs)
-EXIT_AFTER = 2.0  # SPEC 8: workers are gone within 2 s of the end of the crawl
 
 
 class StreamSource:
