@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -347,6 +348,20 @@ def test_numpy_is_imported_by_the_crawl_s_main_process_only_and_late():
                                         package_init=True)  # fmt: skip
     used = "from scraper.seen import SeenSet, as_fingerprints as f\nSeenSet(None).add_new(f(b'x' * 8))"
     assert "numpy" in modules_after(used)  # imported by its first use
+
+
+@pytest.mark.parametrize("chosen", [None, "2"])
+def test_numpy_loads_one_blas_thread_and_leaves_the_environment_as_it_was(chosen):
+    code = ("import os, threading\nfrom scraper.numeric import np\nnp.zeros(1)\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if chosen:
+        env["OPENBLAS_NUM_THREADS"] = chosen
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    variable, threads = done.stdout.split()
+    assert variable == str(chosen)  # the user's choice kept, ours taken back
+    if chosen is None:
+        assert int(threads) == 1  # no BLAS thread beside the main one
 
 
 def test_importing_scraper_config_through_the_package_stays_pure():
