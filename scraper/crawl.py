@@ -77,7 +77,7 @@ class Crawl:
         self._fruitless_restarts = 0  # pool restarts since the last result
         self._last_check = 0.0  # when the workers were last looked at
         self._last_commit = time.monotonic()  # when the frontier was last made durable
-        self._numpy: threading.Thread | None = None  # numpy imported while the first pages are fetched
+        self._numpy: threading.Thread | None = None  # numpy imported while the output and store open
 
     def __enter__(self) -> Crawl:
         refuse_start_while_main_is_imported_again()

@@ -1,11 +1,10 @@
 """numpy for the frontier (seen.py, frontier.py), imported when first used.
 
 numpy costs a process 60-120 ms and about 15 MB to import. Only the crawl's
-main process needs it, and only once links come back; so `np` is a module
-that imports numpy on its first attribute, and `prefetch()` imports it in a
-thread while the crawl waits for its first pages (a fetch, robots.txt), when
-the main thread has nothing to do. Worker processes, `scraper worker` and
-`scraper --help` never import it.
+main process needs it; so `np` is a module that imports numpy on its first
+attribute, and `prefetch()` imports it in a thread while the crawl opens its
+output and store (the seeds are the first to need it). Worker processes,
+`scraper worker` and `scraper --help` never import it.
 """
 
 from __future__ import annotations

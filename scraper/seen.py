@@ -15,10 +15,10 @@ Most links of a growing crawl are new, and a binary search over a large run
 is a cache miss per step; so a blocked Bloom filter (2 bytes of memory per
 URL) answers first: "certainly not seen" for all but ~0.5 % of new URLs, and
 only the others are looked up in the runs. It only skips lookups: the answer
-is always the runs' own, exact. It is rebuilt from the runs, larger, when it
-fills up, and at the first lookup (a resumed crawl's, from its runs): in a thread, so that neither
-waits for a read of every run (until it is ready, the old filter, or none,
-answers "maybe" more often).
+is always the runs' own, exact. It is built at the first lookup (a resumed
+crawl's from its runs) and rebuilt, larger, when it fills up: in a thread for
+a large set, so that no lookup waits for a read of every run (until it is
+ready, the old filter, or none, answers "maybe" more often).
 
 Crash safety is the store's (store.py): `persist()` returns the runs that make
 up the set now (written and fsynced); the store commits that list with the
