@@ -10,7 +10,6 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import MISSING, Field, fields
@@ -22,6 +21,7 @@ from .backends import BACKENDS, BackendOption, command_entry, load
 from .config import DEFAULT_OUTPUT, OPTIONS, CrawlConfig, default_workers, option_named
 from .crawl import Crawl
 from .errors import CrawlInterrupted, ScraperError, SeedFileError, UsageError, configure_logging
+from .interrupts import stop_on_signals
 from .journal import STDOUT, OutputError
 from .options import OPTION, POSITIVE_INT, Option, SettingError, UsageParser
 from .seeds import parse_seeds, problem_lines, seed_lines
@@ -295,7 +295,7 @@ def run_crawl(
     failure: OutputError | None = None
     # The handlers stay installed until the crawl is closed, so that a signal
     # during shutdown cannot skip the journal's flush.
-    with _stop_on_signals(crawl) as received:
+    with stop_on_signals() as interrupts, interrupts.running(crawl):
         try:
             with crawl, _progress(show_progress, expected_pages(config, seeds)) as bar:
                 errors = 0  # of the records drawn (the stats run ahead by a batch)
@@ -318,9 +318,7 @@ def run_crawl(
             print(f"records written to {config.output_path}", file=sys.stderr)
     if failure is not None:
         return ExitStatus.ERROR
-    if received:
-        return ExitStatus.SIGTERM if received[0] == signal.SIGTERM else ExitStatus.SIGINT
-    return ExitStatus.SUCCESS
+    return interrupts.exit_status or ExitStatus.SUCCESS
 
 
 def _reader_gone() -> int:
@@ -349,38 +347,16 @@ def run_compare(config: CrawlConfig, seeds: Sequence[str]) -> int:
     output = config.output_path or DEFAULT_OUTPUT
     n = config.workers
     print(f"comparing: serial, {n} threads, {n} processes ...", file=sys.stderr)
-    results = run_comparison(config, seeds, output)
+    results = []
+    # A second signal closes the run under way at once.
+    with stop_on_signals() as interrupts, contextlib.suppress(CrawlInterrupted):
+        results = run_comparison(config, seeds, output, interrupts)
+    if interrupts.exit_status is not None:
+        return interrupts.exit_status  # no table of runs cut short
     print(report(results, f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}, depth {config.depth}"))
     chart = plot([("crawl", results)], os.path.splitext(output)[0] + ".compare.png")
     print(f"chart: {chart}" if chart else CHART_HINT)
     return ExitStatus.SUCCESS
-
-
-STOPPING: dict[int, str] = {
-    signal.SIGINT: "stopping: finishing the pages in flight (press Ctrl-C again to quit now)",
-    signal.SIGTERM: "terminated: finishing the pages in flight (a second SIGTERM quits now)",
-}
-
-
-@contextlib.contextmanager
-def _stop_on_signals(crawl: Crawl) -> Iterator[list[int]]:
-    """First SIGINT/SIGTERM: stop scheduling and finish in-flight pages. Second: stop now."""
-    received: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
-        if len(received) == 2:
-            raise CrawlInterrupted(signum)
-        if len(received) == 1:
-            log.warning(STOPPING[signum])
-            crawl.stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .config import CrawlConfig
 from .crawl import Crawl
+from .interrupts import Interrupts
 from .stats import CrawlStats, plural
 
 
@@ -64,26 +65,35 @@ def plan_runs(config: CrawlConfig) -> list[tuple[str, CrawlConfig]]:
     ]
 
 
-def run_comparison(config: CrawlConfig, seeds: Sequence[str], output: str) -> list[RunResult]:
-    """Run every plan on a fresh output beside `output`; the results, speed-ups set."""
+def run_comparison(
+    config: CrawlConfig, seeds: Sequence[str], output: str, interrupts: Interrupts | None = None
+) -> list[RunResult]:
+    """Run every plan on a fresh output beside `output`; the results, speed-ups set.
+    After a Ctrl-C (`interrupts`), the run under way stops and no other starts."""
+    interrupts = interrupts or Interrupts()
     stem = os.path.splitext(output)[0]
     results: list[RunResult] = []
     for label, run_config in plan_runs(config):
+        if interrupts.received:
+            break
         path = f"{stem}.{('serial', 'threads', 'processes')[len(results)]}.jsonl"
         run_config = run_config.replace(output=None, overwrite_output=path, resume=False)
-        results.append(measure(label, run_config, seeds))
+        results.append(measure(label, run_config, seeds, interrupts))
     serial_rate = results[0].rate
     for result in results:
         result.speedup = result.rate / serial_rate if serial_rate else 0.0
     return results
 
 
-def measure(label: str, config: CrawlConfig, seeds: Sequence[str]) -> RunResult:
+def measure(
+    label: str, config: CrawlConfig, seeds: Sequence[str], interrupts: Interrupts | None = None
+) -> RunResult:
     """One crawl, timed: wall clock, CPU of this process and of its (joined) workers."""
     result = RunResult(label, config.backend, config.workers)
     fetch = parse = 0.0
     cpu_before, started = cpu_seconds(), time.perf_counter()
-    with Crawl(config, seeds) as crawl:  # not iter_crawl(): the stats say why nothing was crawled
+    crawl = Crawl(config, seeds)  # not iter_crawl(): the stats say why nothing was crawled
+    with (interrupts or Interrupts()).running(crawl), crawl:
         for record in crawl.run():
             result.pages += 1
             result.ok += record["ok"]

@@ -74,6 +74,7 @@ class Crawl:
         self.allowed_hosts = allowed_hosts(self.seeds, config.allow_domain)
         self.stats = CrawlStats()
         self._stop_deadline: float | None = None
+        self._stop_asked = False  # stop() before the scheduler existed: run() stops at once
         self._fruitless_restarts = 0  # pool restarts since the last result
         self._last_check = 0.0  # when the workers were last looked at
         self._last_commit = time.monotonic()  # when the frontier was last made durable
@@ -116,6 +117,8 @@ class Crawl:
     def run(self) -> Iterator[dict[str, Any]]:
         """Crawl the seeds; yield each page record once it is written."""
         self._resume()
+        if self._stop_asked:  # a Ctrl-C while the crawl started: nothing is scheduled
+            self.stop()
         self.scheduler.add_seeds(self.seeds)
         while not self.scheduler.finished() and not self._stop_expired():
             self.workers.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
@@ -257,6 +260,7 @@ class Crawl:
 
     def stop(self) -> None:
         """Stop scheduling; in-flight tasks get until their deadline to finish."""
+        self._stop_asked = True
         if self._stop_deadline is None and hasattr(self, "scheduler"):
             self.scheduler.stop()
             grace = min(self.config.timeout, STOP_GRACE)

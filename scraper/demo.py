@@ -17,6 +17,8 @@ from typing import Any
 
 from .compare import plot, report, run_comparison
 from .config import CrawlConfig
+from .errors import CrawlInterrupted
+from .interrupts import stop_on_signals
 
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 
@@ -176,15 +178,24 @@ def run_demo(args: argparse.Namespace, config: CrawlConfig, workers: int | None)
     output = config.output_path or os.path.join("data", "demo.jsonl")
     stem = os.path.splitext(output)[0]
     sections = []
-    for index, (title, site, delay, default_workers) in enumerate(FLAVOURS):
-        n = workers or default_workers or config.workers
-        run_config = config.replace(workers=n, depth=max(config.depth, 20), allow_domain=())
-        print(f"demo {index + 1}/{len(FLAVOURS)}: {title}: serial, {n} threads, {n} processes ...",
-              file=sys.stderr)  # fmt: skip
-        with serve_in_process(site, delay) as url:
-            results = run_comparison(run_config, [url], f"{stem}.{('io', 'cpu')[index]}.jsonl")
-        print(report(results, title) + "\n")
-        sections.append((title.split(" (")[0], results))
+    with stop_on_signals() as interrupts:
+        try:
+            for index, (title, site, delay, default_workers) in enumerate(FLAVOURS):
+                n = workers or default_workers or config.workers
+                run_config = config.replace(workers=n, depth=max(config.depth, 20), allow_domain=())
+                print(f"demo {index + 1}/{len(FLAVOURS)}: {title}: serial, {n} threads, {n} processes ...",
+                      file=sys.stderr)  # fmt: skip
+                with serve_in_process(site, delay) as url:
+                    results = run_comparison(run_config, [url], f"{stem}.{('io', 'cpu')[index]}.jsonl",
+                                             interrupts)  # fmt: skip
+                if interrupts.received:
+                    break  # no table of runs cut short
+                print(report(results, title) + "\n")
+                sections.append((title.split(" (")[0], results))
+        except CrawlInterrupted:
+            pass  # a second signal: the run under way was closed at once
+    if interrupts.exit_status is not None:
+        return interrupts.exit_status
     chart = plot(sections, f"{stem}.compare.png")
     print(f"chart: {chart}" if chart else CHART_HINT)
     return 0

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -241,6 +242,17 @@ def _worker_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if re.fullmatch(r"thread-\d+", t.name) and t.is_alive()]
 
 
+def where_threads_are(threads: list[threading.Thread]) -> str:
+    """The innermost frames of each thread: where a leaked one is stuck."""
+    frames = sys._current_frames()
+    lines = []
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        stack = traceback.format_stack(frame, limit=-8) if frame is not None else ["(ended)\n"]
+        lines.append(f"{thread.name}:\n" + "".join(stack))
+    return "\n".join(lines)
+
+
 def release_worker_threads() -> None:
     """Tell leaked worker threads to stop, as their group's stop broadcast would.
 
@@ -269,6 +281,8 @@ def no_leftover_processes() -> Iterator[None]:
     """Fail a test that leaves worker processes, worker threads or CLI children behind."""
     _cli_tokens.clear()
     before = _own_children()
+    # A thread leaked by an earlier test failed that test; it must not fail every later one.
+    threads_before = set(_worker_threads())
     yield
     tokens = list(_cli_tokens)
     _cli_tokens.clear()
@@ -284,7 +298,7 @@ def no_leftover_processes() -> Iterator[None]:
         strays = {pid: _cmdline(pid) for token in tokens for pid in processes_with_token(token)}
         if strays:
             found["processes of a CLI run"] = strays
-        threads = _worker_threads()
+        threads = [thread for thread in _worker_threads() if thread not in threads_before]
         if threads:
             found["worker threads"] = [thread.name for thread in threads]
         return found
@@ -298,8 +312,10 @@ def no_leftover_processes() -> Iterator[None]:
                         os.kill(pid, signal.SIGKILL)
             for process in multiprocessing.active_children():
                 process.kill()
+            stuck = [thread for thread in _worker_threads() if thread not in threads_before]
+            where = where_threads_are(stuck)
             release_worker_threads()
-            pytest.fail(f"left behind after the test: {left}", pytrace=False)
+            pytest.fail(f"left behind after the test: {left}\n{where}", pytrace=False)
 
 
 # -- the CLI ----------------------------------------------------------------------

@@ -512,6 +512,20 @@ def test_demo_on_a_private_redis(run_cli) -> None:
     assert "150 pages" in result.stdout and "300 pages" in result.stdout
 
 
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_the_redis_demo_stops_it_with_130(start_cli, cli_cwd) -> None:
+    """Ctrl-C reaches the terminal's whole process group: the private redis-server
+    and the demo's workers must not die of it before the coordinator has stopped
+    (the coordinator then waited 60 s for its Redis)."""
+    process = start_cli("--demo", "--backend", "redis")
+    assert wait_until(lambda: any(cli_cwd.glob("data/demo.redis.*.jsonl")), 60), "the demo did not start"
+    time.sleep(0.5)
+    process.signal_group(signal.SIGINT)
+    result = process.wait(30)
+    assert result.rc == 130, result
+    assert "unreachable" not in result.stderr and "Traceback" not in result.stderr, result
+
+
 def test_a_worker_of_another_version_is_refused(redis_server, run_cli) -> None:
     client, keys = redis_server.client(), Keys("default")
     client.set(keys.spec, b'{"v": 99, "timeout": 10}')
