@@ -21,6 +21,7 @@ pending and nothing is in flight: then the group stops every worker.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import os
 import tempfile
@@ -119,16 +120,24 @@ class Crawl:
         self._resume()
         if self._stop_asked:  # a Ctrl-C while the crawl started: nothing is scheduled
             self.stop()
+        if not self.config.resume:
+            # robots.txt of the first seeds' origins goes out first: it is fetched
+            # while numpy, which the seen-set needs for the seeds, finishes loading.
+            self.scheduler.ask_robots_of(itertools.islice(self.seeds, self.workers.capacity()))
+            self._hand_out()
         self.scheduler.add_seeds(self.seeds)
         while not self.scheduler.finished() and not self._stop_expired():
-            self.workers.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
-            for task in self.scheduler.fill(self.workers.capacity()):
-                self.workers.tasks.put(task)
+            self._hand_out()
             yield from self._collect(self.workers.results.receive(self._wait()))
             yield from self._recover_failed_workers()
             yield from self._commit(force=False)
         yield from self._commit(force=True)
         self.scheduler.report(self.stats)
+
+    def _hand_out(self) -> None:
+        self.workers.scale(self.scheduler.fetch_threads)  # first: the threads start as tasks arrive
+        for task in self.scheduler.fill(self.workers.capacity()):
+            self.workers.tasks.put(task)
 
     def _wait(self) -> float:
         """Seconds to wait for results: until the next host may be asked again

@@ -456,6 +456,10 @@ class Frontier:
         else:
             self._admit(task, origin.rules)
 
+    def ask_robots(self, url: str) -> None:
+        """Ask for robots.txt of `url`'s origin now, if it is not known or asked for yet."""
+        self._origin(url)
+
     def _origin(self, url: str) -> _Origin:
         key = origin_of(url)
         origin = self._origins.get(key)

@@ -119,6 +119,12 @@ class Scheduler:
         self.threads = FetchThreads(config.workers, max_threads, config.concurrency)
         self.stopping = False
 
+    def ask_robots_of(self, urls: Iterable[str]) -> None:
+        """robots.txt of these URLs' origins is asked for now (the seeds': their tasks
+        can go out before the seeds themselves have been through the seen-set)."""
+        for url in urls:
+            self.frontier.ask_robots(wire_url(url))
+
     def add_seeds(self, urls: Iterable[str]) -> None:
         """Seeds as given (they are requested so); their canonical form is the key."""
         canonical: dict[str, str] = {}

@@ -84,3 +84,27 @@ def test_a_delay_is_met_within_a_few_ms_not_rounded_up_to_a_tick(serve, backend,
     gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
     median = gaps[len(gaps) // 2]
     assert delay * 0.9 <= median <= delay + 0.03, [round(gap, 3) for gap in gaps]
+
+
+def test_robots_txt_of_the_seeds_goes_out_before_the_seeds_pass_the_seen_set(serve, monkeypatch):
+    """A new crawl hands out robots.txt of its seeds' origins first, so that it is
+    fetched while the seen-set's numpy finishes loading (the seeds wait for it)."""
+    from scraper import CrawlConfig
+    from scraper.crawl import Crawl
+    from scraper.records import ROBOTS
+    from scraper.scheduler import Scheduler
+
+    server = serve(site={"/robots.txt": b"", "/": html("/a"), "/a": html()})
+    out_before_seeds = []
+    add_seeds = Scheduler.add_seeds
+
+    def spy(self, urls):
+        out_before_seeds.extend(self.in_flight.values())
+        add_seeds(self, urls)
+
+    monkeypatch.setattr(Scheduler, "add_seeds", spy)
+    with Crawl(CrawlConfig(backend="thread", workers=1, depth=1), [server.url("/")]) as crawl:
+        records = list(crawl.run())
+    assert [(task.kind, task.url) for task in out_before_seeds] == [(ROBOTS, server.url("/robots.txt"))]
+    assert sorted(record["url"] for record in records) == [server.url("/"), server.url("/a")]
+    assert server.paths().count("/robots.txt") == 1
