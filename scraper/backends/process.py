@@ -60,7 +60,7 @@ from .local import Local, LocalProcesses, parent_alive, run_child
 
 log = logging.getLogger(__name__)
 
-MAX_PER_READ = 64  # results taken from one worker's pipe per receive(): keeps workers fair
+MAX_PER_READ = 64  # results taken from one worker's pipe per receive(), at most
 JOIN_POLL = 0.01  # seconds between liveness checks while stopping
 
 
@@ -247,15 +247,19 @@ class _PipeResults:
         if not self.readers:
             time.sleep(timeout)
             return received
-        for key, _ in self.selector.select(timeout):
-            reader: Any = key.fileobj
-            try:
-                for _ in range(MAX_PER_READ):
-                    if not reader.poll():
-                        break
+        # One result from each ready pipe a round, and one select of all pipes
+        # between rounds (Connection.poll() would build a selector per call).
+        ready = self.selector.select(timeout)
+        for _ in range(MAX_PER_READ):
+            for key, _ in ready:
+                reader: Any = key.fileobj
+                try:
                     received.append(reader.recv())
-            except (EOFError, OSError):  # the worker exited or died, maybe mid-message
-                self._forget(reader)
+                except (EOFError, OSError):  # the worker exited or died, maybe mid-message
+                    self._forget(reader)
+            if not ready:
+                break
+            ready = self.selector.select(0)
         return received
 
     def _forget(self, reader: Any) -> None:
