@@ -79,7 +79,7 @@ def run_comparison(
         path = f"{stem}.{('serial', 'threads', 'processes')[len(results)]}.jsonl"
         run_config = run_config.replace(output=None, overwrite_output=path, resume=False)
         results.append(measure(label, run_config, seeds, interrupts))
-    serial_rate = results[0].rate
+    serial_rate = results[0].rate if results else 0.0
     for result in results:
         result.speedup = result.rate / serial_rate if serial_rate else 0.0
     return results

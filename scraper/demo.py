@@ -181,6 +181,8 @@ def run_demo(args: argparse.Namespace, config: CrawlConfig, workers: int | None)
     with stop_on_signals() as interrupts:
         try:
             for index, (title, site, delay, default_workers) in enumerate(FLAVOURS):
+                if interrupts.received:
+                    break
                 n = workers or default_workers or config.workers
                 run_config = config.replace(workers=n, depth=max(config.depth, 20), allow_domain=())
                 print(f"demo {index + 1}/{len(FLAVOURS)}: {title}: serial, {n} threads, {n} processes ...",

@@ -67,3 +67,14 @@ def test_a_crawl_stopped_before_it_started_fetches_nothing(serve):
     with crawl:
         assert list(crawl.run()) == []
     assert server.paths() == []
+
+
+def test_a_comparison_after_a_signal_starts_no_run(serve, tmp_path):
+    from scraper.compare import run_comparison
+
+    server = serve(pages=3)
+    interrupts = Interrupts()
+    interrupts.handle(signal.SIGINT)
+    config = CrawlConfig(workers=2, depth=1)
+    assert run_comparison(config, [server.url("/")], str(tmp_path / "out.jsonl"), interrupts) == []
+    assert server.paths() == []
