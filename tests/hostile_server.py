@@ -70,10 +70,12 @@ def slow(h: Any) -> None:
         server.starts.append(time.monotonic())
     try:
         time.sleep(0.2)
-        send(h, 200, page(f"slow {h.path}"))
     finally:
+        # Counted out before the answer goes: once the client has read it, the
+        # crawler may start the next request before this thread runs again.
         with server.hits_lock:
             server.in_flight -= 1
+    send(h, 200, page(f"slow {h.path}"))
 
 
 @endpoint("/ok")
