@@ -138,8 +138,11 @@ class Host(Generic[Handle]):
         self.wanted = self.limit  # until the source says otherwise
         self.board = board if board is not None else Board.of_lists(self.limit)
         self.threads: list[threading.Thread] = []
-        self.local: queue.SimpleQueue[tuple[Handle, Task]] = queue.SimpleQueue()
-        self.outbox: queue.SimpleQueue[tuple[Handle, bytes]] = queue.SimpleQueue()
+        # Several fetch threads wait on `local` with a timeout: a queue.Queue, not a
+        # SimpleQueue, whose get(timeout) can wait for ever when another thread took
+        # the item it was woken for (CPython 3.11: see backends/thread.py).
+        self.local: queue.Queue[tuple[Handle, Task]] = queue.Queue()
+        self.outbox: queue.SimpleQueue[tuple[Handle, bytes]] = queue.SimpleQueue()  # drained without waits
         self.sending = threading.Lock()  # held by the fetch thread that sends the outbox
         self.lock = threading.Lock()  # guards the three counts below
         self.taken = 0  # tasks taken and not yet done by a fetch thread
@@ -318,7 +321,7 @@ class HostContext(Generic[Handle]):
         return self.host.stop.is_set()
 
 
-def _drain(source: queue.SimpleQueue[Any], most: int = sys.maxsize) -> list[Any]:
+def _drain(source: queue.Queue[Any] | queue.SimpleQueue[Any], most: int = sys.maxsize) -> list[Any]:
     items: list[Any] = []
     try:
         while len(items) < most:

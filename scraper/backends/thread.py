@@ -110,8 +110,14 @@ class ThreadGroup:
 
 
 class _QueueTasks:
+    """One queue that every worker thread waits on, with a timeout, between looks at
+    the stop broadcast. A queue.Queue: SimpleQueue.get(timeout) can wait for ever
+    (CPython 3.11) when the thread that the put woke finds its item taken by
+    another thread and its timeout spent: it then waits without one for the next
+    put, which never comes once the crawl has ended."""
+
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[Task] = queue.SimpleQueue()
+        self.queue: queue.Queue[Task] = queue.Queue()
 
     def put(self, task: Task, alone: bool = False) -> None:
         """Threads share one queue: a thread cannot kill the others, so none runs alone."""
@@ -122,7 +128,8 @@ class _QueueTasks:
 
 
 class _QueueResults:
-    """All threads put their results on one queue (a thread cannot die mid-message)."""
+    """All threads put their results on one queue (a thread cannot die mid-message);
+    the crawl's thread alone takes them, so a SimpleQueue is safe here."""
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[Result] = queue.SimpleQueue()
